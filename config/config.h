@@ -1,0 +1,140 @@
+// The gateway's typed, validated, read-only configuration and the agency registry.
+//
+// Loading is the one place exceptions are used: LoadConfig and LoadRegistry throw
+// ConfigError naming the file, line and key of the first problem (an unknown key, a wrong
+// type, a missing required key, a bad value). main() catches it, prints it and exits 2.
+// Every default lives in the member initialisers below, and only there.
+// Relative paths in a config file are resolved against the directory holding that file.
+//
+// Thread-safety: the structs are plain values; after loading treat them as immutable and
+// share them as std::shared_ptr<const ...>.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace safegate::config {
+
+using std::chrono::milliseconds;
+
+enum class Role { kPolice, kHealth, kCsc, kAudit, kCommittee, kGateway };
+std::string_view RoleName(Role role);  // "police", "health", "csc", "audit", "committee", "gateway"
+std::optional<Role> ParseRole(std::string_view name);
+
+struct ConfigError : std::runtime_error {
+  ConfigError(std::string file, int64_t line, std::string key, std::string message);
+  std::string file;
+  int64_t line;  // 0 when unknown
+  std::string key;
+  std::string message;
+};
+
+struct Agency {
+  std::string id;    // slug: [a-z0-9-]+
+  std::string name;
+  Role role = Role::kCsc;
+  std::string area;  // slug
+  // SHA-256 fingerprints of the agency's certificates (DER), lower-case hex without colons.
+  // Certificates listed under `certificates` in the file are read at load time and their
+  // fingerprints added here.
+  std::vector<std::string> fingerprints;
+};
+
+// Another area's gateway (out-of-area transfers).
+struct Peer {
+  std::string area;
+  std::string endpoint;               // "https://host:port"
+  std::vector<std::string> fingerprints;
+  std::string signing_public_key;     // base64 Ed25519, may be empty until keys are exchanged
+  std::string sealing_public_key;     // base64 X25519
+};
+
+struct Registry {
+  std::string source_file;
+  std::vector<Agency> agencies;
+  std::vector<Peer> peers;
+
+  const Agency* Find(std::string_view id) const;
+  const Agency* FindByFingerprint(std::string_view sha256_hex) const;
+  // The agency of `role` in `area` (e.g. the audit agency of "bradford"), or null.
+  const Agency* FindByRole(std::string_view area, Role role) const;
+};
+
+struct Config {
+  std::string source_file;  // absolute path of the file loaded
+  std::string area;         // this gateway's area, e.g. "bradford" (required)
+
+  struct Listener {
+    std::string address = "127.0.0.1";
+    uint16_t port = 0;  // 0: the kernel picks; the chosen port is written to data_dir/ports.json
+  };
+  Listener listen;                                   // public mTLS listener
+  Listener admin{"127.0.0.1", 0};                    // plain HTTP, /healthz and /metrics; loopback only
+
+  std::string data_dir;  // required; holds safegate.db and store.key
+
+  struct Tls {
+    std::string cert;  // server certificate chain (PEM), required
+    std::string key;   // its private key (PEM), required
+    std::string ca;    // CA bundle that client certificates must chain to, required
+    std::string crl;   // CRL (PEM); empty: no revocation list
+  };
+  Tls tls;
+
+  std::string registry;  // agency registry file, required
+
+  struct Limits {
+    uint64_t max_body_bytes = 16ull * 1024 * 1024;
+    uint32_t max_header_bytes = 16 * 1024;
+    uint32_t max_connections = 1024;
+    milliseconds handshake_timeout{10'000};
+    milliseconds read_timeout{30'000};   // to read one whole request once it has started
+    milliseconds idle_timeout{60'000};   // keep-alive connection with no request
+  };
+  Limits limits;
+
+  struct Log {
+    std::string level = "info";   // trace, debug, info, warn, error, critical, off
+    std::string format = "json";  // json (one object per line) or text
+  };
+  Log log;
+
+  struct Mailbox {
+    milliseconds ack_deadline{24 * 3600 * 1000ll};  // default per delivery
+    // Per-purpose overrides, e.g. missing_child = "1h".
+    std::map<std::string, milliseconds> ack_deadline_by_purpose{
+        {"missing_child", milliseconds{3600 * 1000ll}}};
+    milliseconds renotice_interval{24 * 3600 * 1000ll};  // repeat notices while unacked
+    milliseconds expire_after{30ll * 24 * 3600 * 1000};  // then expire with a final notice
+    milliseconds sweep_interval{60'000};                 // how often deadlines are checked
+  };
+  Mailbox mailbox;
+
+  struct Store {
+    std::string key_file;          // default: <data_dir>/store.key (created 0600 on first start)
+    uint32_t max_batch = 512;      // most requests group-committed in one transaction
+  };
+  Store store;
+
+  uint32_t threads = 2;  // network threads running the io_context
+};
+
+// Throws ConfigError. Validates everything it can without touching the network.
+Config LoadConfig(const std::string& path);
+// Throws ConfigError. Reads certificate files named in the registry to take fingerprints.
+Registry LoadRegistry(const std::string& path);
+
+// The effective configuration as TOML, every default shown (for --print-config).
+std::string PrintConfig(const Config& config);
+
+// Parses durations written as "250ms", "30s", "15m", "1h", "5d". Returns nullopt if bad.
+std::optional<milliseconds> ParseDuration(std::string_view text);
+
+}  // namespace safegate::config
