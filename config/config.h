@@ -65,6 +65,11 @@ struct Registry {
   const Agency* FindByFingerprint(std::string_view sha256_hex) const;
   // The agency of `role` in `area` (e.g. the audit agency of "bradford"), or null.
   const Agency* FindByRole(std::string_view area, Role role) const;
+  // The peer gateway of `area`, or null.
+  const Peer* FindPeer(std::string_view area) const;
+  // The peer gateway whose certificate has this SHA-256 fingerprint (any case, colons
+  // allowed), or null. A fingerprint belongs to one agency or one peer, never both.
+  const Peer* FindPeerByFingerprint(std::string_view sha256_hex) const;
 };
 
 struct Config {
@@ -136,5 +141,7 @@ std::string PrintConfig(const Config& config);
 
 // Parses durations written as "250ms", "30s", "15m", "1h", "5d". Returns nullopt if bad.
 std::optional<milliseconds> ParseDuration(std::string_view text);
+// The inverse: the largest whole unit, e.g. 90000ms -> "90s", 3600000ms -> "1h".
+std::string FormatDuration(milliseconds duration);
 
 }  // namespace safegate::config

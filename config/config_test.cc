@@ -1,0 +1,653 @@
+#include "config/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+
+#include "config/test_support.h"
+
+namespace safegate::config {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using testing::TempDir;
+using testing::WriteFile;
+
+const std::string kFpA(64, 'a');
+const std::string kFpB(64, 'b');
+const std::string kFpC(64, 'c');
+
+// A minimal valid configuration. The TLS files only have to exist and be readable for
+// LoadConfig, which does not parse them (the server does), so placeholders do here.
+constexpr const char* kMinimal = R"(area = "bradford"
+data_dir = "data"
+registry = "registry.toml"
+
+[tls]
+cert = "tls/gateway.pem"
+key = "tls/gateway.key"
+ca = "tls/ca.pem"
+)";
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    WriteFile(dir_ / "tls/gateway.pem", "placeholder\n");
+    WriteFile(dir_ / "tls/gateway.key", "placeholder\n");
+    WriteFile(dir_ / "tls/ca.pem", "placeholder\n");
+    WriteFile(dir_ / "registry.toml",
+              "[[agency]]\nid = \"wyp\"\nname = \"W\"\nrole = \"police\"\n"
+              "area = \"bradford\"\nfingerprints = [\"" +
+                  kFpA + "\"]\n");
+  }
+
+  std::string Write(const std::string& text, const std::string& name = "safegated.toml") {
+    std::string path = dir_ / name;
+    WriteFile(path, text);
+    return path;
+  }
+
+  Config Load(const std::string& text) { return LoadConfig(Write(text)); }
+
+  // Loads `text`, expecting a ConfigError for `key` at `line` whose message contains `what`.
+  void ExpectError(const std::string& text, const std::string& key, int64_t line,
+                   const std::string& what) {
+    std::string path = Write(text);
+    try {
+      LoadConfig(path);
+      ADD_FAILURE() << "loaded without error; expected an error for " << key;
+    } catch (const ConfigError& e) {
+      EXPECT_EQ(e.file, fs::path(path).lexically_normal().string());
+      EXPECT_EQ(e.key, key) << e.what();
+      EXPECT_EQ(e.line, line) << e.what();
+      EXPECT_THAT(e.message, HasSubstr(what)) << e.what();
+      std::string prefix = e.file + ":" + std::to_string(line) + ": " + key + ": ";
+      EXPECT_EQ(std::string(e.what()).substr(0, prefix.size()), prefix);
+    }
+  }
+
+  TempDir dir_;
+};
+
+TEST(ParseDurationTest, AcceptsEachUnit) {
+  EXPECT_EQ(ParseDuration("250ms"), milliseconds{250});
+  EXPECT_EQ(ParseDuration("30s"), milliseconds{30'000});
+  EXPECT_EQ(ParseDuration("15m"), milliseconds{15 * 60'000});
+  EXPECT_EQ(ParseDuration("1h"), milliseconds{3'600'000});
+  EXPECT_EQ(ParseDuration("5d"), milliseconds{5 * 86'400'000ll});
+  EXPECT_EQ(ParseDuration("0s"), milliseconds{0});
+}
+
+TEST(ParseDurationTest, RejectsMalformed) {
+  for (const char* bad : {"", "s", "30", "30 s", " 30s", "30s ", "-5s", "1.5h", "30S", "30sec",
+                          "1h30m", "0x10s", "99999999999999999999d", "999999999999999d"}) {
+    EXPECT_EQ(ParseDuration(bad), std::nullopt) << '"' << bad << '"';
+  }
+}
+
+TEST(ParseDurationTest, FormatRoundTrips) {
+  EXPECT_EQ(FormatDuration(milliseconds{250}), "250ms");
+  EXPECT_EQ(FormatDuration(milliseconds{90'000}), "90s");
+  EXPECT_EQ(FormatDuration(milliseconds{3'600'000}), "1h");
+  EXPECT_EQ(FormatDuration(milliseconds{30ll * 86'400'000}), "30d");
+  EXPECT_EQ(FormatDuration(milliseconds{0}), "0s");
+  for (int64_t ms : {1ll, 999ll, 1000ll, 61'000ll, 7'200'000ll, 90'061'001ll}) {
+    EXPECT_EQ(ParseDuration(FormatDuration(milliseconds{ms})), milliseconds{ms});
+  }
+}
+
+TEST(RoleTest, NamesRoundTrip) {
+  for (Role role :
+       {Role::kPolice, Role::kHealth, Role::kCsc, Role::kAudit, Role::kCommittee, Role::kGateway}) {
+    EXPECT_EQ(ParseRole(RoleName(role)), role);
+  }
+  EXPECT_EQ(ParseRole("Police"), std::nullopt);
+  EXPECT_EQ(ParseRole("council"), std::nullopt);
+}
+
+TEST_F(ConfigTest, MinimalConfigGetsDefaultsAndAbsolutePaths) {
+  Config c = Load(kMinimal);
+  const fs::path base = dir_.path();
+  EXPECT_EQ(c.source_file, (base / "safegated.toml").string());
+  EXPECT_EQ(c.area, "bradford");
+  EXPECT_EQ(c.data_dir, (base / "data").string());
+  EXPECT_EQ(c.registry, (base / "registry.toml").string());
+  EXPECT_EQ(c.tls.cert, (base / "tls/gateway.pem").string());
+  EXPECT_EQ(c.tls.key, (base / "tls/gateway.key").string());
+  EXPECT_EQ(c.tls.ca, (base / "tls/ca.pem").string());
+  EXPECT_EQ(c.tls.crl, "");
+  EXPECT_EQ(c.store.key_file, (base / "data/store.key").string());
+  // Defaults, as documented in config.h.
+  Config defaults;
+  EXPECT_EQ(c.listen.address, "127.0.0.1");
+  EXPECT_EQ(c.listen.port, 0);
+  EXPECT_EQ(c.admin.address, "127.0.0.1");
+  EXPECT_EQ(c.threads, defaults.threads);
+  EXPECT_EQ(c.limits.max_body_bytes, 16u * 1024 * 1024);
+  EXPECT_EQ(c.limits.read_timeout, milliseconds{30'000});
+  EXPECT_EQ(c.log.level, "info");
+  EXPECT_EQ(c.log.format, "json");
+  EXPECT_EQ(c.mailbox.ack_deadline, milliseconds{24 * 3'600'000ll});
+  EXPECT_EQ(c.mailbox.ack_deadline_by_purpose.at("missing_child"), milliseconds{3'600'000});
+  EXPECT_EQ(c.store.max_batch, 512u);
+}
+
+TEST_F(ConfigTest, ReadsEveryKey) {
+  WriteFile(dir_ / "tls/crl.pem", "placeholder\n");
+  Config c = Load(std::string(kMinimal) + R"(crl = "tls/crl.pem"
+[listen]
+address = "::"
+port = 8443
+[admin]
+address = "127.0.0.2"
+port = 9443
+[limits]
+max_body_bytes = 1048576
+max_header_bytes = 8192
+max_connections = 10
+handshake_timeout = "5s"
+read_timeout = "250ms"
+idle_timeout = "2m"
+[log]
+level = "debug"
+format = "text"
+[mailbox]
+ack_deadline = "2h"
+renotice_interval = "30m"
+expire_after = "5d"
+sweep_interval = "1s"
+[mailbox.ack_deadline_by_purpose]
+child_protection = "4h"
+[store]
+key_file = "/secure/store.key"
+max_batch = 64
+)");
+  EXPECT_EQ(c.tls.crl, (dir_.path() / "tls/crl.pem").string());
+  EXPECT_EQ(c.listen.address, "::");
+  EXPECT_EQ(c.listen.port, 8443);
+  EXPECT_EQ(c.admin.address, "127.0.0.2");
+  EXPECT_EQ(c.admin.port, 9443);
+  EXPECT_EQ(c.limits.max_body_bytes, 1048576u);
+  EXPECT_EQ(c.limits.max_header_bytes, 8192u);
+  EXPECT_EQ(c.limits.max_connections, 10u);
+  EXPECT_EQ(c.limits.handshake_timeout, milliseconds{5000});
+  EXPECT_EQ(c.limits.read_timeout, milliseconds{250});
+  EXPECT_EQ(c.limits.idle_timeout, milliseconds{120'000});
+  EXPECT_EQ(c.log.level, "debug");
+  EXPECT_EQ(c.log.format, "text");
+  EXPECT_EQ(c.mailbox.ack_deadline, milliseconds{7'200'000});
+  EXPECT_EQ(c.mailbox.renotice_interval, milliseconds{1'800'000});
+  EXPECT_EQ(c.mailbox.expire_after, milliseconds{5 * 86'400'000ll});
+  EXPECT_EQ(c.mailbox.sweep_interval, milliseconds{1000});
+  // A purpose given in the file is added; the built-in ones stay.
+  EXPECT_EQ(c.mailbox.ack_deadline_by_purpose.at("child_protection"), milliseconds{14'400'000});
+  EXPECT_EQ(c.mailbox.ack_deadline_by_purpose.at("missing_child"), milliseconds{3'600'000});
+  EXPECT_EQ(c.store.key_file, "/secure/store.key");
+  EXPECT_EQ(c.store.max_batch, 64u);
+}
+
+TEST_F(ConfigTest, PurposeDeadlineOverridesBuiltIn) {
+  Config c =
+      Load(std::string(kMinimal) + "[mailbox.ack_deadline_by_purpose]\nmissing_child = \"15m\"\n");
+  EXPECT_EQ(c.mailbox.ack_deadline_by_purpose.at("missing_child"), milliseconds{900'000});
+}
+
+TEST_F(ConfigTest, UnknownKeyAtTopNamesFileLineAndKey) {
+  ExpectError(std::string(kMinimal).insert(0, "\n\nthread = 4\n"), "thread", 3,
+              "unknown key (did you mean \"threads\"?)");
+}
+
+TEST_F(ConfigTest, UnknownKeyInTableNamesDottedKey) {
+  ExpectError(std::string(kMinimal) + "[limits]\nmax_body_bytes = 10\nread_timout = \"5s\"\n",
+              "limits.read_timout", 11, "unknown key");
+}
+
+TEST_F(ConfigTest, UnknownTable) {
+  ExpectError(std::string(kMinimal) + "[listener]\nport = 1\n", "listener", 9, "unknown key");
+}
+
+TEST_F(ConfigTest, UnknownKeyInTls) {
+  ExpectError(std::string(kMinimal) + "ciphers = \"ALL\"\n", "tls.ciphers", 9, "unknown key");
+}
+
+TEST_F(ConfigTest, WrongTypeNamesExpectedAndFound) {
+  ExpectError(std::string(kMinimal) + "[listen]\nport = \"8443\"\n", "listen.port", 10,
+              "expected an integer, found a string");
+  ExpectError(std::string(kMinimal) + "[log]\nlevel = 3\n", "log.level", 10,
+              "expected a string, found an integer");
+  ExpectError(
+      "area = \"bradford\"\ndata_dir = \"data\"\nregistry = \"registry.toml\"\n"
+      "tls = \"x\"\n",
+      "tls", 4, "expected a table, found a string");
+  ExpectError(std::string(kMinimal) + "[limits]\nread_timeout = 30\n", "limits.read_timeout", 10,
+              "expected a duration string");
+}
+
+TEST_F(ConfigTest, MissingRequiredKeys) {
+  struct Case {
+    std::string drop;  // the line removed from kMinimal
+    std::string key;
+    int64_t line;  // where the error points: the table that lacks the key (the file: 1)
+  };
+  for (const Case& c :
+       {Case{"area = \"bradford\"\n", "area", 1}, Case{"data_dir = \"data\"\n", "data_dir", 1},
+        Case{"registry = \"registry.toml\"\n", "registry", 1},
+        Case{"cert = \"tls/gateway.pem\"\n", "tls.cert", 5},
+        Case{"key = \"tls/gateway.key\"\n", "tls.key", 5},
+        Case{"ca = \"tls/ca.pem\"\n", "tls.ca", 5}}) {
+    SCOPED_TRACE(c.key);
+    std::string text = kMinimal;
+    text.erase(text.find(c.drop), c.drop.size());
+    std::string path = Write(text);
+    try {
+      LoadConfig(path);
+      ADD_FAILURE() << "loaded without " << c.key;
+    } catch (const ConfigError& e) {
+      EXPECT_EQ(e.key, c.key) << e.what();
+      EXPECT_EQ(e.message, "required key is missing");
+      EXPECT_EQ(e.line, c.line) << e.what();
+      EXPECT_THAT(e.what(), HasSubstr(path));
+    }
+  }
+}
+
+TEST_F(ConfigTest, MissingTlsTable) {
+  Write("area = \"bradford\"\ndata_dir = \"data\"\nregistry = \"registry.toml\"\n");
+  try {
+    LoadConfig(dir_ / "safegated.toml");
+    ADD_FAILURE() << "loaded without [tls]";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.key, "tls");
+    EXPECT_EQ(e.line, 1);
+    EXPECT_THAT(e.message, HasSubstr("required table [tls] is missing"));
+  }
+}
+
+TEST_F(ConfigTest, EmptyRequiredString) {
+  std::string text = kMinimal;
+  text.replace(text.find("\"bradford\""), 10, "\"\"");
+  ExpectError(text, "area", 1, "must not be empty");
+}
+
+TEST_F(ConfigTest, BadDuration) {
+  ExpectError(std::string(kMinimal) + "[limits]\nread_timeout = \"30 seconds\"\n",
+              "limits.read_timeout", 10, "bad duration \"30 seconds\"");
+  ExpectError(std::string(kMinimal) + "[mailbox]\nsweep_interval = \"0s\"\n",
+              "mailbox.sweep_interval", 10, "must be more than 0");
+  ExpectError(std::string(kMinimal) + "[mailbox.ack_deadline_by_purpose]\nmissing_child = \"1w\"\n",
+              "mailbox.ack_deadline_by_purpose.missing_child", 10, "bad duration");
+}
+
+TEST_F(ConfigTest, ExpiryShorterThanAckDeadline) {
+  ExpectError(std::string(kMinimal) + "[mailbox]\nack_deadline = \"2d\"\nexpire_after = \"1d\"\n",
+              "mailbox.expire_after", 11, "must not be shorter than mailbox.ack_deadline");
+}
+
+TEST_F(ConfigTest, AdminMustBeLoopback) {
+  ExpectError(std::string(kMinimal) + "[admin]\naddress = \"0.0.0.0\"\n", "admin.address", 10,
+              "not a loopback address");
+  ExpectError(std::string(kMinimal) + "[admin]\naddress = \"192.168.1.10\"\n", "admin.address", 10,
+              "not a loopback address");
+  ExpectError(std::string(kMinimal) + "[admin]\naddress = \"::\"\n", "admin.address", 10,
+              "not a loopback address");
+  ExpectError(std::string(kMinimal) + "[admin]\naddress = \"localhost\"\n", "admin.address", 10,
+              "not an IPv4 or IPv6 address");
+  EXPECT_EQ(Load(std::string(kMinimal) + "[admin]\naddress = \"::1\"\n").admin.address, "::1");
+  EXPECT_EQ(Load(std::string(kMinimal) + "[admin]\naddress = \"127.9.9.9\"\n").admin.address,
+            "127.9.9.9");
+}
+
+TEST_F(ConfigTest, BadValues) {
+  ExpectError(std::string(kMinimal) + "[listen]\nport = 65536\n", "listen.port", 10,
+              "between 0 and 65535");
+  ExpectError(std::string(kMinimal) + "[listen]\nport = -1\n", "listen.port", 10,
+              "between 0 and 65535");
+  ExpectError(std::string(kMinimal) + "[listen]\naddress = \"example.org\"\n", "listen.address", 10,
+              "not an IPv4 or IPv6 address");
+  ExpectError(std::string(kMinimal) + "[log]\nlevel = \"verbose\"\n", "log.level", 10,
+              "unknown level \"verbose\"");
+  ExpectError(std::string(kMinimal) + "[log]\nformat = \"xml\"\n", "log.format", 10,
+              "unknown format");
+  ExpectError(std::string(kMinimal).insert(0, "threads = 0\n"), "threads", 1, "between 1 and 256");
+  ExpectError(std::string(kMinimal) + "[store]\nmax_batch = 0\n", "store.max_batch", 10,
+              "between 1");
+  std::string text = kMinimal;
+  text.replace(text.find("\"bradford\""), 10, "\"Bradford\"");
+  ExpectError(text, "area", 1, "not a slug");
+}
+
+TEST_F(ConfigTest, MissingFilesNameKeyAndPath) {
+  fs::remove(dir_ / "tls/ca.pem");
+  ExpectError(kMinimal, "tls.ca", 8, "file not found: " + (dir_ / "tls/ca.pem"));
+  ExpectError(std::string(kMinimal) + "crl = \"nowhere/crl.pem\"\n", "tls.ca", 8, "file not found");
+  WriteFile(dir_ / "tls/ca.pem", "placeholder\n");
+  ExpectError(std::string(kMinimal) + "crl = \"nowhere/crl.pem\"\n", "tls.crl", 9,
+              "file not found: " + (dir_ / "nowhere/crl.pem"));
+  fs::remove(dir_ / "registry.toml");
+  ExpectError(kMinimal, "registry", 3, "file not found: " + (dir_ / "registry.toml"));
+  fs::create_directory(dir_ / "registry.toml");
+  ExpectError(kMinimal, "registry", 3, "not a regular file");
+}
+
+TEST_F(ConfigTest, UnreadableFile) {
+  if (geteuid() == 0) GTEST_SKIP() << "root reads any file";
+  fs::permissions(dir_ / "tls/gateway.key", fs::perms::none);
+  ExpectError(kMinimal, "tls.key", 7, "cannot read");
+}
+
+TEST_F(ConfigTest, DataDirMayNotExistButMustBeADirectory) {
+  EXPECT_FALSE(fs::exists(dir_ / "data"));
+  EXPECT_NO_THROW(Load(kMinimal));
+  WriteFile(dir_ / "data", "not a directory");
+  ExpectError(kMinimal, "data_dir", 2, "not a directory");
+}
+
+TEST_F(ConfigTest, TomlSyntaxErrorHasLine) {
+  std::string path = Write("area = \"bradford\"\n\n[tls\ncert = 1\n");
+  try {
+    LoadConfig(path);
+    ADD_FAILURE() << "loaded a file with a syntax error";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.line, 3) << e.what();
+    EXPECT_THAT(e.message, HasSubstr("TOML syntax error"));
+    EXPECT_THAT(e.what(), HasSubstr(path + ":3: TOML syntax error"));
+  }
+}
+
+TEST_F(ConfigTest, MissingConfigFile) {
+  try {
+    LoadConfig(dir_ / "absent.toml");
+    ADD_FAILURE() << "loaded a file that does not exist";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.file, dir_ / "absent.toml");
+    EXPECT_THAT(e.what(), HasSubstr("no such file"));
+  }
+}
+
+TEST_F(ConfigTest, PrintConfigRoundTrips) {
+  WriteFile(dir_ / "tls/crl.pem", "placeholder\n");
+  Config first = Load(std::string(kMinimal) + R"(crl = "tls/crl.pem"
+[listen]
+port = 8443
+[limits]
+read_timeout = "1500ms"
+[mailbox.ack_deadline_by_purpose]
+child_protection = "4h"
+)");
+  std::string printed = PrintConfig(first);
+  // Every key is shown, defaults included.
+  for (const char* key : {"threads = 2", "[admin]", "max_connections = 1024",
+                          "idle_timeout = \"1m\"", "expire_after = \"30d\"",
+                          "\"missing_child\" = \"1h\"", "max_batch = 512", "key_file = \"/"}) {
+    EXPECT_THAT(printed, HasSubstr(key));
+  }
+  // Paths are absolute, so the printed file loads from anywhere to the same configuration.
+  TempDir elsewhere;
+  std::string copy = elsewhere / "printed.toml";
+  WriteFile(copy, printed);
+  Config second = LoadConfig(copy);
+  EXPECT_EQ(second.source_file, copy);
+  second.source_file = first.source_file;
+  EXPECT_EQ(PrintConfig(second), printed);
+  EXPECT_EQ(second.data_dir, first.data_dir);
+  EXPECT_EQ(second.tls.crl, first.tls.crl);
+  EXPECT_EQ(second.store.key_file, first.store.key_file);
+  EXPECT_EQ(second.limits.read_timeout, milliseconds{1500});
+  EXPECT_EQ(second.mailbox.ack_deadline_by_purpose, first.mailbox.ack_deadline_by_purpose);
+}
+
+TEST_F(ConfigTest, PrintConfigEscapesStrings) {
+  fs::create_directories(dir_ / "we\"ird\\dir");
+  WriteFile(dir_ / "we\"ird\\dir/gateway.pem", "placeholder\n");
+  std::string text = kMinimal;
+  std::string from = "cert = \"tls/gateway.pem\"";
+  text.replace(text.find(from), from.size(), "cert = 'we\"ird\\dir/gateway.pem'");
+  Config c = Load(text);
+  TempDir elsewhere;
+  WriteFile(elsewhere / "printed.toml", PrintConfig(c));
+  EXPECT_EQ(LoadConfig(elsewhere / "printed.toml").tls.cert, c.tls.cert);
+}
+
+// ---- Registry ----
+
+class RegistryTest : public ::testing::Test {
+ protected:
+  std::string Write(const std::string& text) {
+    std::string path = dir_ / "registry.toml";
+    WriteFile(path, text);
+    return path;
+  }
+
+  void ExpectError(const std::string& text, const std::string& key, int64_t line,
+                   const std::string& what) {
+    std::string path = Write(text);
+    try {
+      LoadRegistry(path);
+      ADD_FAILURE() << "loaded without error; expected an error for " << key;
+    } catch (const ConfigError& e) {
+      EXPECT_EQ(e.file, path);
+      EXPECT_EQ(e.key, key) << e.what();
+      EXPECT_EQ(e.line, line) << e.what();
+      EXPECT_THAT(e.message, HasSubstr(what)) << e.what();
+    }
+  }
+
+  static std::string AgencyText(const std::string& id, const std::string& role,
+                                const std::string& fingerprint,
+                                const std::string& area = "bradford") {
+    return "[[agency]]\nid = \"" + id + "\"\nname = \"Name of " + id + "\"\nrole = \"" + role +
+           "\"\narea = \"" + area + "\"\nfingerprints = [\"" + fingerprint + "\"]\n";
+  }
+
+  TempDir dir_;
+};
+
+TEST_F(RegistryTest, LoadsAgenciesAndPeers) {
+  std::string colon_upper;
+  for (size_t i = 0; i < kFpB.size(); i += 2) {
+    if (i > 0) colon_upper += ':';
+    colon_upper += "BB";
+  }
+  Registry r = LoadRegistry(Write(AgencyText("wyp", "police", kFpA) +
+                                  AgencyText("bradford-csc", "csc", colon_upper) +
+                                  AgencyText("bradford-audit", "audit", kFpC) + R"(
+[[peer]]
+area = "cambridgeshire"
+endpoint = "https://127.0.0.1:8444"
+fingerprints = [")" + std::string(64, 'd') +
+                                  R"("]
+signing_public_key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+sealing_public_key = ""
+)"));
+  EXPECT_EQ(r.source_file, dir_ / "registry.toml");
+  ASSERT_EQ(r.agencies.size(), 3u);
+  const Agency* wyp = r.Find("wyp");
+  ASSERT_NE(wyp, nullptr);
+  EXPECT_EQ(wyp->name, "Name of wyp");
+  EXPECT_EQ(wyp->role, Role::kPolice);
+  EXPECT_EQ(wyp->area, "bradford");
+  EXPECT_EQ(wyp->fingerprints, std::vector<std::string>{kFpA});
+  // The colon, upper-case form is stored normalised and found in either form.
+  EXPECT_EQ(r.Find("bradford-csc")->fingerprints, std::vector<std::string>{kFpB});
+  EXPECT_EQ(r.FindByFingerprint(kFpB), r.Find("bradford-csc"));
+  EXPECT_EQ(r.FindByFingerprint(colon_upper), r.Find("bradford-csc"));
+  EXPECT_EQ(r.FindByFingerprint(std::string(64, 'e')), nullptr);
+  EXPECT_EQ(r.FindByFingerprint("not hex"), nullptr);
+  EXPECT_EQ(r.FindByRole("bradford", Role::kAudit), r.Find("bradford-audit"));
+  EXPECT_EQ(r.FindByRole("cambridgeshire", Role::kAudit), nullptr);
+  EXPECT_EQ(r.Find("nobody"), nullptr);
+  ASSERT_EQ(r.peers.size(), 1u);
+  EXPECT_EQ(r.FindPeer("cambridgeshire"), &r.peers[0]);
+  EXPECT_EQ(r.peers[0].endpoint, "https://127.0.0.1:8444");
+  EXPECT_EQ(r.FindPeerByFingerprint(std::string(64, 'D')), &r.peers[0]);
+  EXPECT_EQ(r.FindPeerByFingerprint(kFpA), nullptr);
+  EXPECT_EQ(r.FindByFingerprint(std::string(64, 'd')), nullptr);
+  EXPECT_EQ(r.peers[0].signing_public_key.size(), 44u);
+}
+
+TEST_F(RegistryTest, DuplicateAgencyId) {
+  ExpectError(AgencyText("wyp", "police", kFpA) + AgencyText("wyp", "police", kFpB), "agency[1].id",
+              8, "agency \"wyp\" is listed twice");
+}
+
+TEST_F(RegistryTest, FingerprintSharedByTwoAgencies) {
+  ExpectError(AgencyText("wyp", "police", kFpA) + AgencyText("bthft", "health", kFpA), "agency[1]",
+              7, "already registered to agency wyp");
+}
+
+TEST_F(RegistryTest, FingerprintSharedByAgencyAndPeer) {
+  ExpectError(AgencyText("wyp", "police", kFpA) +
+                  "[[peer]]\narea = \"cambridgeshire\"\nendpoint = \"https://x:1\"\n"
+                  "fingerprints = [\"" +
+                  kFpA + "\"]\n",
+              "peer[0]", 7, "already registered to agency wyp");
+}
+
+TEST_F(RegistryTest, UnknownRole) {
+  ExpectError(AgencyText("wyp", "constabulary", kFpA), "agency[0].role", 4,
+              "unknown role \"constabulary\"");
+}
+
+TEST_F(RegistryTest, AgencyWithoutFingerprint) {
+  ExpectError("[[agency]]\nid = \"wyp\"\nname = \"W\"\nrole = \"police\"\narea = \"bradford\"\n",
+              "agency[0]", 1, "no certificate identifies this agency");
+}
+
+TEST_F(RegistryTest, BadFingerprint) {
+  ExpectError(AgencyText("wyp", "police", "abc123"), "agency[0].fingerprints[0]", 6,
+              "not a SHA-256 fingerprint");
+  ExpectError(AgencyText("wyp", "police", std::string(63, 'a') + "g"), "agency[0].fingerprints[0]",
+              6, "not a SHA-256 fingerprint");
+}
+
+TEST_F(RegistryTest, BadIdAndUnknownKey) {
+  ExpectError(AgencyText("West Yorkshire", "police", kFpA), "agency[0].id", 2, "not a slug");
+  ExpectError(AgencyText("wyp", "police", kFpA) + "colour = \"blue\"\n", "agency[0].colour", 7,
+              "unknown key");
+  ExpectError(AgencyText("wyp", "police", kFpA) + "[settings]\n", "settings", 7, "unknown key");
+  ExpectError("agency = 3\n", "agency", 1, "expected an array");
+  ExpectError("", "agency", 1, "no [[agency]]");
+}
+
+TEST_F(RegistryTest, MissingCertificateFile) {
+  ExpectError(AgencyText("wyp", "police", kFpA) + "certificates = [\"certs/wyp.pem\"]\n",
+              "agency[0].certificates[0]", 7, "file not found: " + (dir_ / "certs/wyp.pem"));
+  WriteFile(dir_ / "certs/wyp.pem", "not a certificate\n");
+  ExpectError(AgencyText("wyp", "police", kFpA) + "certificates = [\"certs/wyp.pem\"]\n",
+              "agency[0].certificates[0]", 7, "no PEM certificate");
+}
+
+TEST_F(RegistryTest, BadPeer) {
+  std::string base = AgencyText("wyp", "police", kFpA);
+  ExpectError(base +
+                  "[[peer]]\narea = \"cambridgeshire\"\nendpoint = \"http://x:1\"\n"
+                  "fingerprints = [\"" +
+                  kFpB + "\"]\n",
+              "peer[0].endpoint", 9, "not an https:// URL");
+  ExpectError(base + "[[peer]]\narea = \"cambridgeshire\"\nendpoint = \"https://x:1\"\n", "peer[0]",
+              7, "no certificate identifies this peer");
+  ExpectError(base +
+                  "[[peer]]\narea = \"cambridgeshire\"\nendpoint = \"https://x:1\"\n"
+                  "fingerprints = [\"" +
+                  kFpB + "\"]\nsealing_public_key = \"c2hvcnQ=\"\n",
+              "peer[0].sealing_public_key", 11, "32 bytes");
+}
+
+// ---- The example configurations, with real development certificates ----
+
+// Lays out DIR/certs (made by certs/make-dev-certs) and DIR/bradford, DIR/cambridgeshire
+// (copies of config/examples), mirroring the relative paths the examples use.
+class ExampleTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    testing::MakeDevCerts(*dir_ / "certs");
+    for (const char* area : {"bradford", "cambridgeshire"}) {
+      fs::copy(testing::SourceDir() + "/config/examples/" + area, *dir_ / area,
+               fs::copy_options::recursive);
+    }
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+
+  static TempDir* dir_;
+};
+TempDir* ExampleTest::dir_ = nullptr;
+
+TEST_F(ExampleTest, BradfordLoads) {
+  Config c = LoadConfig(*dir_ / "bradford/safegated.toml");
+  EXPECT_EQ(c.area, "bradford");
+  EXPECT_EQ(c.tls.cert, *dir_ / "certs/gateway-bradford.pem");
+  EXPECT_EQ(c.tls.crl, *dir_ / "certs/crl.pem");
+  EXPECT_EQ(c.registry, *dir_ / "bradford/registry.toml");
+  EXPECT_EQ(c.data_dir, *dir_ / "bradford/data");
+
+  Registry r = LoadRegistry(c.registry);
+  auto fingerprints = testing::ReadFingerprintsFile(*dir_ / "certs/fingerprints.txt");
+  std::vector<std::pair<std::string, Role>> expected = {{"bradford-csc", Role::kCsc},
+                                                        {"wyp", Role::kPolice},
+                                                        {"bthft", Role::kHealth},
+                                                        {"bradford-audit", Role::kAudit},
+                                                        {"bradford-scrutiny", Role::kCommittee}};
+  ASSERT_EQ(r.agencies.size(), expected.size());
+  for (const auto& [id, role] : expected) {
+    SCOPED_TRACE(id);
+    const Agency* agency = r.Find(id);
+    ASSERT_NE(agency, nullptr);
+    EXPECT_EQ(agency->role, role);
+    EXPECT_EQ(agency->area, "bradford");
+    ASSERT_EQ(agency->fingerprints.size(), 1u);
+    // The fingerprint taken from the PEM file is the one openssl reports for it.
+    ASSERT_EQ(fingerprints.count(id), 1u);
+    EXPECT_EQ(agency->fingerprints[0], fingerprints.at(id));
+    EXPECT_EQ(r.FindByFingerprint(fingerprints.at(id)), agency);
+  }
+  // Certificates that must not identify anyone.
+  for (const char* other : {"wyp-revoked", "wyp-expired", "rogue", "ca", "cambs-csc"}) {
+    EXPECT_EQ(r.FindByFingerprint(fingerprints.at(other)), nullptr) << other;
+  }
+  const Peer* peer = r.FindPeer("cambridgeshire");
+  ASSERT_NE(peer, nullptr);
+  EXPECT_EQ(peer->fingerprints,
+            std::vector<std::string>{fingerprints.at("gateway-cambridgeshire")});
+  EXPECT_EQ(r.FindPeerByFingerprint(fingerprints.at("gateway-cambridgeshire")), peer);
+}
+
+TEST_F(ExampleTest, CambridgeshireLoads) {
+  Config c = LoadConfig(*dir_ / "cambridgeshire/safegated.toml");
+  EXPECT_EQ(c.area, "cambridgeshire");
+  EXPECT_NE(c.listen.port, LoadConfig(*dir_ / "bradford/safegated.toml").listen.port);
+  Registry r = LoadRegistry(c.registry);
+  auto fingerprints = testing::ReadFingerprintsFile(*dir_ / "certs/fingerprints.txt");
+  for (const char* id : {"cambs-csc", "cambs-police", "cuh", "cambs-audit"}) {
+    const Agency* agency = r.Find(id);
+    ASSERT_NE(agency, nullptr) << id;
+    EXPECT_EQ(agency->area, "cambridgeshire");
+    EXPECT_EQ(agency->fingerprints, std::vector<std::string>{fingerprints.at(id)});
+  }
+  EXPECT_EQ(r.agencies.size(), 4u);
+  EXPECT_EQ(r.FindByRole("cambridgeshire", Role::kHealth), r.Find("cuh"));
+  ASSERT_NE(r.FindPeer("bradford"), nullptr);
+  EXPECT_EQ(r.FindPeer("bradford")->fingerprints,
+            std::vector<std::string>{fingerprints.at("gateway-bradford")});
+}
+
+TEST_F(ExampleTest, PrintedExampleRoundTrips) {
+  Config first = LoadConfig(*dir_ / "bradford/safegated.toml");
+  std::string printed = PrintConfig(first);
+  TempDir elsewhere;
+  WriteFile(elsewhere / "safegated.toml", printed);
+  Config second = LoadConfig(elsewhere / "safegated.toml");
+  second.source_file = first.source_file;
+  EXPECT_EQ(PrintConfig(second), printed);
+  EXPECT_EQ(second.listen.port, 8443);
+  EXPECT_EQ(second.tls.key, first.tls.key);
+}
+
+}  // namespace
+}  // namespace safegate::config
