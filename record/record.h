@@ -40,19 +40,19 @@ struct Subject {
 };
 
 struct Source {
-  std::string agency;     // registered agency id; must equal the caller's
-  std::string system;     // "niche", "fhir", "liquidlogic", ...
-  std::string record_id;  // the id in the source system
-  int64_t version = 1;    // >= 1; (agency, record_id, version) is the idempotency key
+  std::string agency;       // registered agency id; must equal the caller's
+  std::string system;       // "niche", "fhir", "liquidlogic", ...
+  std::string record_id;    // the id in the source system
+  int64_t version = 1;      // >= 1; (agency, record_id, version) is the idempotency key
   std::string recorded_at;  // RFC 3339 UTC, e.g. "2018-10-31T09:12:00Z"
   bool operator==(const Source&) const = default;
 };
 
 struct Classification {
-  bool special_category = false;   // UK GDPR Art 9 (health)
-  bool criminal_offence = false;   // UK GDPR Art 10
-  std::vector<int> schedule12a;    // LGA 1972 Sch 12A paragraphs, 1..7, ascending, unique
-  std::string handling = "P";      // 3x5x2 handling code: "P" (permits sharing) or "C" (conditions)
+  bool special_category = false;  // UK GDPR Art 9 (health)
+  bool criminal_offence = false;  // UK GDPR Art 10
+  std::vector<int> schedule12a;   // LGA 1972 Sch 12A paragraphs, 1..7, ascending, unique
+  std::string handling = "P";     // 3x5x2 handling code: "P" (permits sharing) or "C" (conditions)
   bool operator==(const Classification&) const = default;
 };
 
@@ -80,15 +80,32 @@ std::string CanonicalJson(const nlohmann::json& json);
 // True when `digits` is 10 ASCII digits whose modulus-11 check digit is right.
 bool IsValidNhsNumber(std::string_view digits);
 
+// Field-level checks shared with adapters, policy and the store (the rules of
+// docs/record-model.md).
+// A calendar date "YYYY-MM-DD" (year 0001..9999, leap years honoured).
+bool IsValidDate(std::string_view text);
+// An RFC 3339 UTC time "YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z" with a valid date and time.
+bool IsValidDateTime(std::string_view text);
+// Orders dates and UTC date-times by the time they denote (a date sorts as its midnight):
+// negative, zero or positive. Text that is neither falls back to byte order.
+int CompareDates(std::string_view a, std::string_view b);
+// An agency, area or force id: 1..64 characters of a-z, 0-9 and '-'.
+bool IsSlug(std::string_view text);
+// A UK postcode in upper case with one space ("bd39ab" -> "BD3 9AB"), or nullopt when the
+// text does not have a postcode's shape.
+std::optional<std::string> NormalisePostcode(std::string_view text);
+
 // Subject references: "nhs:<10 digits>", "csc:<area>:<id>", "police:<force>:<id>".
 struct SubjectRef {
   enum class Type { kNhs, kCsc, kPolice };
   Type type = Type::kNhs;
-  std::string system;  // "nhs", "csc:bradford", "police:wyp"
-  std::string value;   // "9434765919", "BRA-000123"
+  std::string system;            // "nhs", "csc:bradford", "police:wyp"
+  std::string value;             // "9434765919", "BRA-000123"
   std::string ToString() const;  // the reference text
   bool operator==(const SubjectRef&) const = default;
 };
+// Errors: kBadRequest with a detail naming what is wrong (callers that read the reference
+// from a body may report it as a problem instead).
 Result<SubjectRef> ParseSubjectRef(std::string_view text);
 // Every reference the subject carries: the NHS number first (if any), then local ids.
 std::vector<SubjectRef> RefsOf(const Subject& subject);

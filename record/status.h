@@ -59,7 +59,9 @@ class [[nodiscard]] Status {
   static Status Invalid(std::string d, std::vector<Problem> p = {}) {
     return {ErrorCode::kInvalidInput, std::move(d), std::move(p)};
   }
-  static Status Unauthenticated(std::string d) { return {ErrorCode::kUnauthenticated, std::move(d)}; }
+  static Status Unauthenticated(std::string d) {
+    return {ErrorCode::kUnauthenticated, std::move(d)};
+  }
   static Status Forbidden(std::string d) { return {ErrorCode::kForbidden, std::move(d)}; }
   static Status NotFound(std::string d) { return {ErrorCode::kNotFound, std::move(d)}; }
   static Status Conflict(std::string d) { return {ErrorCode::kConflict, std::move(d)}; }
@@ -80,29 +82,31 @@ class [[nodiscard]] Status {
 };
 
 // A value or the Status that explains why there is none.
-// REQUIRES: a Result is never built from an OK Status.
+// REQUIRES: a Result is never built from an OK Status. value() on a failed Result throws
+// std::bad_optional_access (a broken invariant, so it should crash loudly).
+// Stored as optional<T> plus Status rather than std::variant: GCC 12 at -O2 reports false
+// -Wmaybe-uninitialized warnings when destroying a variant holding Status, which -Werror
+// turns into build failures in every caller.
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
-  Result(Status status) : v_(std::move(status)) {  // NOLINT: implicit by design
-    assert(!std::get<Status>(v_).ok());
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
+  Result(Status status) : status_(std::move(status)) {  // NOLINT: implicit by design
+    assert(!status_.ok());
   }
-  bool ok() const { return std::holds_alternative<T>(v_); }
-  const Status& status() const {
-    static const Status kOkStatus;
-    return ok() ? kOkStatus : std::get<Status>(v_);
-  }
-  T& value() & { return std::get<T>(v_); }
-  const T& value() const& { return std::get<T>(v_); }
-  T&& value() && { return std::get<T>(std::move(v_)); }
+  bool ok() const { return value_.has_value(); }
+  const Status& status() const { return status_; }
+  T& value() & { return value_.value(); }
+  const T& value() const& { return value_.value(); }
+  T&& value() && { return std::move(value_).value(); }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
 
  private:
-  std::variant<T, Status> v_;
+  std::optional<T> value_;
+  Status status_;
 };
 
 }  // namespace safegate
