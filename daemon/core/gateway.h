@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -86,7 +87,7 @@ struct AuditFilter {
   std::string subject;  // subject reference
   std::string agency;   // actor or recipient
   std::string action;
-  std::optional<int64_t> from_ms, to_ms;
+  std::optional<int64_t> from_ms, to_ms;  // entries with from_ms <= at < to_ms
   int limit = 100;      // 1..1000
   std::string after;    // cursor
 };
@@ -135,10 +136,36 @@ struct SweepReport {
   int expired = 0;   // messages expired
 };
 
+// What the decision step of a push decided for one recipient.
+struct DeliveryDecision {
+  std::string decision;              // "permit" | "redact" | "deny"
+  std::vector<std::string> reasons;  // rule names and lawful basis, for people and the audit
+  // For "redact" only: the record as this recipient may see it (canonical record JSON with
+  // fields removed). It is sealed and stored with the recipient's message.
+  std::optional<nlohmann::json> redacted_record;
+};
+
+// The decision step of a push, one recipient at a time: the seam where the policy engine
+// plugs in. Decide runs on the store's writer thread, inside the push's transaction, so it
+// must be quick, must not block and must not fail (a denial is a normal outcome).
+// Thread-safety: implementations must allow concurrent const calls.
+class DeliveryPolicy {
+ public:
+  virtual ~DeliveryPolicy() = default;
+  virtual DeliveryDecision Decide(const Caller& caller, const PushRequest& request,
+                                  const config::Agency& recipient) const = 0;
+};
+
+// The placeholder used until the policy engine lands: recipients of role police, health or
+// csc are permitted ("placeholder policy: registered police, health and csc recipients are
+// permitted"); any other role is denied.
+std::shared_ptr<const DeliveryPolicy> MakePlaceholderDeliveryPolicy();
+
 struct GatewayOptions {
   std::shared_ptr<const config::Config> config;
   std::shared_ptr<const config::Registry> registry;
   const Clock* clock = nullptr;  // not owned; must outlive the Gateway
+  std::shared_ptr<const DeliveryPolicy> policy;  // null: MakePlaceholderDeliveryPolicy()
 };
 
 class Gateway {

@@ -1,0 +1,154 @@
+#include "daemon/core/writer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <exception>
+#include <string>
+#include <utility>
+
+namespace safegate::core {
+namespace {
+
+bool IsRefusal(const Status& s) {
+  return !s.ok() && s.code() != ErrorCode::kInternal && s.code() != ErrorCode::kUnavailable;
+}
+
+// Jobs report failure by Status. An exception escaping one (a library throwing on data it
+// should not have been given) is still a bug, but it must cost only that job: its savepoint
+// is rolled back like any failure, and the other jobs of the batch are unaffected.
+template <typename F>
+Status Guarded(F&& f) {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("store: unexpected exception: ") + e.what());
+  } catch (...) {
+    return Status::Internal("store: unexpected exception");
+  }
+}
+
+}  // namespace
+
+Writer::Writer(Db* db, AuditLog* audit, uint32_t max_batch)
+    : db_(db), audit_(audit), max_batch_(std::max<uint32_t>(1, max_batch)) {
+  audit_entries_.store(audit_->head().seq);
+}
+
+Writer::~Writer() { Shutdown(); }
+
+void Writer::Start() {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void Writer::Submit(Job job) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopping_) {
+      queue_.push_back(std::move(job));
+      cv_.notify_one();
+      return;
+    }
+  }
+  job.done(Status::Unavailable("the gateway is shutting down"));
+}
+
+void Writer::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (std::this_thread::get_id() == thread_.get_id()) return;  // see the header
+  std::lock_guard<std::mutex> lock(join_mu_);
+  if (thread_.joinable()) thread_.join();
+}
+
+void Writer::Loop() {
+  for (;;) {
+    std::vector<Job> batch;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and everything queued has been committed
+      const size_t n = std::min<size_t>(max_batch_, queue_.size());
+      batch.reserve(n);
+      for (size_t i = 0; i < n; ++i) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    RunBatch(batch);
+  }
+}
+
+void Writer::FailBatch(std::vector<Job>& batch, const Status& why) {
+  db_->ResetAll();
+  if (db_->InTransaction()) (void)db_->Exec("ROLLBACK");
+  // The chain head in memory may describe entries that were rolled back; the disk is the
+  // truth. If even that fails, appends will fail too and every later job reports kInternal.
+  (void)audit_->Load();
+  for (Job& job : batch) job.done(why);
+}
+
+void Writer::RunBatch(std::vector<Job>& batch) {
+  if (Status s = db_->Exec("BEGIN IMMEDIATE"); !s.ok()) {
+    FailBatch(batch, s);
+    return;
+  }
+  std::vector<Status> results(batch.size());
+  bool changed = false;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Job& job = batch[i];
+    const ChainHead saved = audit_->head();
+    if (Status s = db_->Exec("SAVEPOINT job"); !s.ok()) {
+      FailBatch(batch, Status::Internal(s.detail()));
+      return;
+    }
+    Status result = Guarded(job.run);
+    db_->ResetAll();
+    if (!result.ok()) {
+      if (Status s = db_->Exec("ROLLBACK TO job"); !s.ok()) {
+        FailBatch(batch, Status::Internal(s.detail()));
+        return;
+      }
+      audit_->Restore(saved);
+      if (IsRefusal(result) && job.on_refused) {
+        Status audited = Guarded([&] { return job.on_refused(result); });
+        db_->ResetAll();
+        if (!audited.ok()) {
+          if (Status s = db_->Exec("ROLLBACK TO job"); !s.ok()) {
+            FailBatch(batch, Status::Internal(s.detail()));
+            return;
+          }
+          audit_->Restore(saved);
+          result = Status::Internal("the refusal could not be audited, so it was not answered: " +
+                                    audited.detail());
+        }
+      }
+    }
+    if (Status s = db_->Exec("RELEASE job"); !s.ok()) {
+      FailBatch(batch, Status::Internal(s.detail()));
+      return;
+    }
+    changed = changed || audit_->head().seq != saved.seq || result.ok();
+    results[i] = std::move(result);
+  }
+
+  const auto t0 = std::chrono::steady_clock::now();
+  Status commit = db_->Exec("COMMIT");
+  const auto t1 = std::chrono::steady_clock::now();
+  if (!commit.ok()) {
+    FailBatch(batch,
+              Status::Internal("the transaction could not be committed: " + commit.detail()));
+    return;
+  }
+  commits_.fetch_add(1, std::memory_order_relaxed);
+  committed_jobs_.fetch_add(static_cast<int64_t>(batch.size()), std::memory_order_relaxed);
+  last_commit_ms_.store(std::chrono::duration<double, std::milli>(t1 - t0).count(),
+                        std::memory_order_relaxed);
+  audit_entries_.store(audit_->head().seq, std::memory_order_relaxed);
+  if (changed) generation_.fetch_add(1, std::memory_order_release);
+  for (size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(results[i]));
+}
+
+}  // namespace safegate::core

@@ -1,0 +1,90 @@
+// The store's single writer thread and its group commit.
+//
+// Every operation on the store is a Job. The writer takes up to `max_batch` queued jobs and
+// runs them in ONE transaction (BEGIN IMMEDIATE ... COMMIT), each job inside its own
+// SAVEPOINT, so one job's failure rolls back only that job, and the whole batch costs one
+// fsync. Callbacks run only after COMMIT has returned: a job's success is reported only once
+// it is durable. If COMMIT fails, every job of the batch gets kInternal and the in-memory
+// audit chain head is reloaded from disk.
+//
+// Ownership: the Writer does not own the connection or the audit log it is given; both must
+// outlive it, and nothing else may use them while the writer thread runs.
+// Thread-safety: Submit, Shutdown and the counters may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "daemon/core/audit_log.h"
+#include "daemon/core/sqlite.h"
+#include "record/status.h"
+
+namespace safegate::core {
+
+struct Job {
+  // The work, run on the writer thread inside the batch's transaction and the job's own
+  // savepoint. A non-OK Status rolls the savepoint back (and restores the audit chain head).
+  std::function<Status()> run;
+  // Optional. When `run` refused the request (any code but kInternal and kUnavailable), this
+  // writes the request_rejected audit entry in a fresh savepoint, so the refusal leaves
+  // exactly its audit entry behind. If it fails, the job's result becomes kInternal.
+  std::function<Status(const Status& refusal)> on_refused;
+  // Called once with the job's final Status: on the writer thread after COMMIT returned, or
+  // on the submitting thread (kUnavailable) if the writer is shutting down.
+  std::function<void(Status)> done;
+};
+
+class Writer {
+ public:
+  Writer(Db* db, AuditLog* audit, uint32_t max_batch);
+  ~Writer();  // Shutdown()
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+
+  void Start();
+  // Queues `job`. After Shutdown has begun, calls job.done(kUnavailable) at once instead.
+  void Submit(Job job);
+  // Stops taking jobs, runs and commits everything queued, joins the thread. Idempotent.
+  // Called on the writer thread itself (from a callback) it only stops intake; the join
+  // happens on the next call from another thread (at the latest, the destructor's).
+  void Shutdown();
+
+  int64_t commits() const { return commits_.load(std::memory_order_relaxed); }
+  int64_t committed_jobs() const { return committed_jobs_.load(std::memory_order_relaxed); }
+  double last_commit_ms() const { return last_commit_ms_.load(std::memory_order_relaxed); }
+  // Entries in the audit log as of the last commit.
+  int64_t audit_entries() const { return audit_entries_.load(std::memory_order_relaxed); }
+  // Changes after every commit that changed something; lets readers cache derived numbers.
+  int64_t generation() const { return generation_.load(std::memory_order_acquire); }
+
+ private:
+  void Loop();
+  void RunBatch(std::vector<Job>& batch);
+  // Rolls back the whole transaction and reloads in-memory state; every job gets `why`.
+  void FailBatch(std::vector<Job>& batch, const Status& why);
+
+  Db* db_;
+  AuditLog* audit_;
+  const uint32_t max_batch_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> queue_;
+  bool stopping_ = false;
+  std::thread thread_;
+  std::mutex join_mu_;  // serialises joining when several threads call Shutdown
+
+  std::atomic<int64_t> commits_{0};
+  std::atomic<int64_t> committed_jobs_{0};
+  std::atomic<double> last_commit_ms_{0};
+  std::atomic<int64_t> audit_entries_{0};
+  std::atomic<int64_t> generation_{0};
+};
+
+}  // namespace safegate::core
