@@ -1,0 +1,175 @@
+// Unit tests of safegatectl's process utilities and of its command line (errors name what
+// was wrong and exit 2). The sandbox itself is exercised end to end by tests/ (integration).
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "daemon/ctl/process.h"
+#include "daemon/ctl/sandbox.h"
+
+namespace safegate::ctl {
+namespace {
+
+namespace fs = std::filesystem;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "safegatectl-test-XXXXXX").string();
+    path_ = mkdtemp(tmpl.data()) ? tmpl : "";
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!path_.empty()) fs::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Runs safegatectl with `args`; returns the exit status and its combined output.
+int Ctl(const std::vector<std::string>& args, std::string* output) {
+  TempDir tmp;
+  std::vector<std::string> argv = {SAFEGATECTL_PATH};
+  argv.insert(argv.end(), args.begin(), args.end());
+  Result<int> rc = RunToCompletion({argv, tmp.path() + "/out", false});
+  *output = ReadFile(tmp.path() + "/out");
+  return rc.ok() ? *rc : -1;
+}
+
+TEST(ProcessTest, SpawnReportsAProgramThatCannotStart) {
+  Result<pid_t> pid = Spawn({{"/nonexistent/safegated", "--config", "x"}, "", false});
+  ASSERT_FALSE(pid.ok());
+  EXPECT_NE(pid.status().detail().find("/nonexistent/safegated"), std::string::npos)
+      << pid.status().ToString();
+}
+
+TEST(ProcessTest, RunToCompletionGivesTheExitStatusAndOutput) {
+  TempDir tmp;
+  Result<int> rc =
+      RunToCompletion({{"/bin/sh", "-c", "echo hello; exit 3"}, tmp.path() + "/log", false});
+  ASSERT_TRUE(rc.ok()) << rc.status().ToString();
+  EXPECT_EQ(*rc, 3);
+  EXPECT_EQ(ReadFile(tmp.path() + "/log"), "hello\n");
+}
+
+TEST(ProcessTest, AliveUntilKilledThenReaped) {
+  Result<pid_t> pid = Spawn({{"/bin/sleep", "600"}, "", false});
+  ASSERT_TRUE(pid.ok()) << pid.status().ToString();
+  EXPECT_TRUE(ProcessAlive(*pid));
+  std::vector<std::string> args = ProcessArgs(*pid);
+  ASSERT_EQ(args.size(), 2u);
+  EXPECT_EQ(args[1], "600");
+  ASSERT_EQ(kill(*pid, SIGKILL), 0);
+  EXPECT_TRUE(WaitForExit(*pid, std::chrono::seconds(30)));
+  EXPECT_FALSE(ProcessAlive(*pid));
+  EXPECT_TRUE(ProcessArgs(*pid).empty());
+}
+
+TEST(ProcessTest, LoopbackHttpGetOnAClosedPortIsUnavailable) {
+  // Bind port 0 to learn a free port, then close it so nothing listens there.
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  close(fd);
+  Result<int> code = LoopbackHttpGet(ntohs(addr.sin_port), "/healthz", std::chrono::seconds(2));
+  ASSERT_FALSE(code.ok());
+  EXPECT_EQ(code.status().code(), ErrorCode::kUnavailable);
+}
+
+TEST(ProcessTest, TailOfFileKeepsTheLastLines) {
+  TempDir tmp;
+  std::ofstream(tmp.path() + "/f") << "one\ntwo\nthree\n";
+  EXPECT_EQ(TailOfFile(tmp.path() + "/f", 2), "  | two\n  | three\n");
+  EXPECT_EQ(TailOfFile(tmp.path() + "/missing", 2), "");
+}
+
+TEST(SafegatectlTest, HelpExitsZero) {
+  std::string out;
+  EXPECT_EQ(Ctl({"--help"}, &out), 0);
+  EXPECT_NE(out.find("sandbox up --dir DIR"), std::string::npos) << out;
+  EXPECT_NE(out.find("audit verify --data-dir DIR"), std::string::npos) << out;
+}
+
+TEST(SafegatectlTest, UsageErrorsNameWhatWasWrong) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {{}, "Usage"},
+      {{"frobnicate"}, "unknown command \"frobnicate\""},
+      {{"sandbox"}, "expected up or down"},
+      {{"sandbox", "sideways", "--dir", "x"}, "unknown sandbox action \"sideways\""},
+      {{"sandbox", "up"}, "--dir DIR is required"},
+      {{"sandbox", "up", "--dir"}, "--dir needs a value"},
+      {{"sandbox", "up", "--dir", "x", "--bogus", "1"}, "unknown option --bogus"},
+      {{"sandbox", "up", "--dir", "x", "--areas", "bradford,york"}, "unknown area \"york\""},
+      {{"sandbox", "up", "--dir", "x", "--areas", "bradford,bradford"}, "given twice"},
+      {{"sandbox", "up", "--dir", "x", "--timeout", "soon"}, "--timeout"},
+      {{"sandbox", "down", "--dir", "x", "--areas", "bradford"}, "does not apply"},
+      {{"audit", "verify"}, "--data-dir DIR is required"},
+      {{"audit", "erase", "--data-dir", "x"}, "unknown audit action \"erase\""},
+  };
+  for (const auto& c : cases) {
+    std::string out;
+    std::string joined;
+    for (const auto& a : c.args) joined += a + " ";
+    EXPECT_EQ(Ctl(c.args, &out), 2) << joined << "\n" << out;
+    EXPECT_NE(out.find(c.says), std::string::npos) << joined << "\n" << out;
+  }
+}
+
+TEST(SafegatectlTest, SandboxDownWithoutASandboxSaysSo) {
+  TempDir tmp;
+  std::string out;
+  EXPECT_EQ(Ctl({"sandbox", "down", "--dir", tmp.path()}, &out), 1);
+  EXPECT_NE(out.find("no sandbox in " + tmp.path()), std::string::npos) << out;
+}
+
+TEST(SafegatectlTest, SandboxUpNamesAMissingDaemon) {
+  TempDir tmp;
+  std::string out;
+  setenv("SAFEGATE_DAEMON", (tmp.path() + "/no-such-safegated").c_str(), 1);
+  int rc = Ctl({"sandbox", "up", "--dir", tmp.path() + "/sb"}, &out);
+  unsetenv("SAFEGATE_DAEMON");
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(out.find("SAFEGATE_DAEMON=" + tmp.path() + "/no-such-safegated"), std::string::npos)
+      << out;
+  EXPECT_FALSE(fs::exists(tmp.path() + "/sb/sandbox.json"));
+}
+
+TEST(SafegatectlTest, AuditVerifyOfADirectoryWithoutAStoreFails) {
+  TempDir tmp;
+  std::string out;
+  EXPECT_EQ(Ctl({"audit", "verify", "--data-dir", tmp.path()}, &out), 2);
+  EXPECT_NE(out.find(tmp.path()), std::string::npos) << out;
+}
+
+TEST(SandboxTest, AreasAreTheExampleAreas) {
+  EXPECT_EQ(SandboxAreaNames(), (std::vector<std::string>{"bradford", "cambridgeshire"}));
+}
+
+}  // namespace
+}  // namespace safegate::ctl
