@@ -14,5 +14,5 @@ function(safegate_test name)
   target_link_libraries(${name} PRIVATE ${T_LIBS} GTest::gtest GTest::gtest_main GTest::gmock)
   # TEST_PREFIX makes `ctest -R <binary>` select one folder's tests.
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 TEST_PREFIX "${name}."
-    PROPERTIES ENVIRONMENT "SAFEGATE_SOURCE_DIR=${PROJECT_SOURCE_DIR};SAFEGATE_BINARY_DIR=${PROJECT_BINARY_DIR}")
+    PROPERTIES ENVIRONMENT "SAFEGATE_SOURCE_DIR=${PROJECT_SOURCE_DIR}\\;SAFEGATE_BINARY_DIR=${PROJECT_BINARY_DIR}")
 endfunction()

@@ -1,0 +1,82 @@
+// BatchBuilder: where an adapter's records go as they are made. Every record is checked with
+// record::ParseRecord (the canonical validator, so an adapter can never hand out a record the
+// rest of safegate would refuse), and idempotency keys (agency, record_id, version) must be
+// unique within one export. Problems and warnings carry the input position given with the
+// record.
+//
+// Also the one place that shapes the flag body, which four formats produce.
+//
+// Thread-safety: none; one builder per Parse() call.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "adapters/adapter.h"
+#include "adapters/common/problems.h"
+
+namespace safegate::adapters {
+
+class BatchBuilder {
+ public:
+  explicit BatchBuilder(std::string_view format) : format_(format) {}
+
+  ProblemList& problems() { return problems_; }
+  void Problem(std::string where, std::string what) {
+    problems_.Add(std::move(where), std::move(what));
+  }
+  void Warn(std::string where, std::string what);
+
+  // Input positions of record fields: a record pointer ("/subject/given_name", "/body") and
+  // where that field came from in the input. A problem ParseRecord finds under a pointer is
+  // reported at the longest matching one.
+  using FieldPositions = std::vector<std::pair<std::string, std::string>>;
+
+  // Validates `r` and keeps it. `where` is the input position of the thing it came from.
+  void Add(record::Record r, const std::string& where, const FieldPositions& fields = {});
+
+  // The batch, or Status::Invalid with every problem. Consumes the builder.
+  Result<ParsedBatch> Finish();
+
+ private:
+  std::string format_;
+  ProblemList problems_;
+  ProblemList warnings_;
+  ParsedBatch batch_;
+  std::unordered_map<std::string, std::string> keys_;  // idempotency key -> where first seen
+};
+
+// The canonical flag body (docs/record-model.md). Absent level, end and review_by are JSON
+// null, as the record model shows them; `contact` and `note` are left out when unknown.
+struct FlagFields {
+  std::string type;                  // cse_risk, missing, cp_plan, ...
+  std::optional<std::string> level;  // low | medium | high
+  std::string status;                // active | inactive | entered_in_error
+  std::string start;                 // YYYY-MM-DD
+  std::optional<std::string> end;
+  std::optional<std::string> review_by;
+  std::string owner_agency;
+  std::optional<std::string> office_hours;
+  std::optional<std::string> out_of_hours;
+  std::optional<std::string> note;
+};
+nlohmann::json FlagBody(const FlagFields& f);
+
+// An NHS number as written in an export ("9434765919" or "943 476 5919") as 10 digits in
+// `*digits`. Returns "" if valid, else what is wrong (for a problem).
+std::string CheckNhsNumber(std::string_view text, std::string* digits);
+
+// A telephone number as exports write them: digits, spaces, "+", "-", "(", ")"; 6 to 15
+// digits. Returns "" if acceptable, else what is wrong.
+std::string CheckPhone(std::string_view text);
+
+// JSON null for nullopt, the string otherwise.
+nlohmann::json OrNull(const std::optional<std::string>& v);
+
+}  // namespace safegate::adapters
