@@ -1,0 +1,183 @@
+#include "daemon/server/metrics.h"
+
+#include <cstdio>
+
+namespace safegate::server {
+namespace {
+
+// Label values come from bounded server-chosen sets, but escape anyway so that the output
+// stays well-formed whatever a registry id contains.
+std::string Escape(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  for (char c : value) {
+    if (c == '\\' || c == '"') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string Number(double v) {
+  char buf[64];
+  snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+
+void Header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+  out += "# HELP ";
+  out += name;
+  out += ' ';
+  out += help;
+  out += "\n# TYPE ";
+  out += name;
+  out += ' ';
+  out += type;
+  out += '\n';
+}
+
+void LabelledCounter(std::string& out, std::string_view name, std::string_view label,
+                     const std::map<std::string, uint64_t>& values) {
+  for (const auto& [value, count] : values) {
+    out += name;
+    out += '{';
+    out += label;
+    out += "=\"";
+    out += Escape(value);
+    out += "\"} ";
+    out += std::to_string(count);
+    out += '\n';
+  }
+}
+
+}  // namespace
+
+const std::vector<double>& Metrics::LatencyBuckets() {
+  static const std::vector<double> kBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                               0.25,  0.5,    1,     2.5,  5,     10};
+  return kBuckets;
+}
+
+Metrics::Metrics() = default;
+
+void Metrics::CountRequest(std::string_view route, int status, double seconds) {
+  std::lock_guard lock(mu_);
+  ++requests_[{std::string(route), status}];
+  auto& h = latency_[std::string(route)];
+  const auto& bounds = LatencyBuckets();
+  if (h.buckets.empty()) h.buckets.assign(bounds.size(), 0);
+  for (size_t i = 0; i < bounds.size(); ++i) {
+    if (seconds <= bounds[i]) {
+      ++h.buckets[i];
+      break;
+    }
+  }
+  ++h.count;
+  h.sum += seconds;
+}
+
+void Metrics::CountHandshake(std::string_view result) {
+  std::lock_guard lock(mu_);
+  ++handshakes_[std::string(result)];
+}
+
+void Metrics::CountTlsRejection(std::string_view reason) {
+  std::lock_guard lock(mu_);
+  ++tls_rejections_[std::string(reason)];
+}
+
+void Metrics::CountReload(std::string_view result) {
+  std::lock_guard lock(mu_);
+  ++reloads_[std::string(result)];
+}
+
+void Metrics::CountSweep(std::string_view result) {
+  std::lock_guard lock(mu_);
+  ++sweeps_[std::string(result)];
+}
+
+std::string Metrics::Render(const Gateway::Stats& stats) const {
+  std::string out;
+  {
+    std::lock_guard lock(mu_);
+    Header(out, "safegate_http_requests_total", "counter",
+           "Requests answered on the public listener, by route template and HTTP status.");
+    for (const auto& [key, count] : requests_) {
+      out += "safegate_http_requests_total{route=\"" + Escape(key.first) + "\",status=\"" +
+             std::to_string(key.second) + "\"} " + std::to_string(count) + "\n";
+    }
+
+    Header(out, "safegate_http_request_duration_seconds", "histogram",
+           "Time from a request's first byte to the last byte of its reply.");
+    const auto& bounds = LatencyBuckets();
+    for (const auto& [route, h] : latency_) {
+      uint64_t cumulative = 0;
+      const std::string label = "route=\"" + Escape(route) + "\"";
+      for (size_t i = 0; i < bounds.size(); ++i) {
+        cumulative += h.buckets[i];
+        out += "safegate_http_request_duration_seconds_bucket{" + label + ",le=\"" +
+               Number(bounds[i]) + "\"} " + std::to_string(cumulative) + "\n";
+      }
+      out += "safegate_http_request_duration_seconds_bucket{" + label + ",le=\"+Inf\"} " +
+             std::to_string(h.count) + "\n";
+      out += "safegate_http_request_duration_seconds_sum{" + label + "} " + Number(h.sum) + "\n";
+      out += "safegate_http_request_duration_seconds_count{" + label + "} " +
+             std::to_string(h.count) + "\n";
+    }
+
+    Header(out, "safegate_tls_handshakes_total", "counter",
+           "TLS handshakes on the public listener, by result.");
+    LabelledCounter(out, "safegate_tls_handshakes_total", "result", handshakes_);
+    Header(out, "safegate_tls_rejections_total", "counter",
+           "Client certificates refused, by reason.");
+    LabelledCounter(out, "safegate_tls_rejections_total", "reason", tls_rejections_);
+    Header(out, "safegate_reloads_total", "counter", "Reloads (SIGHUP), by result.");
+    LabelledCounter(out, "safegate_reloads_total", "result", reloads_);
+    Header(out, "safegate_deadline_sweeps_total", "counter", "Mailbox deadline sweeps, by result.");
+    LabelledCounter(out, "safegate_deadline_sweeps_total", "result", sweeps_);
+  }
+
+  Header(out, "safegate_connections_open", "gauge", "Open connections on the public listener.");
+  out += "safegate_connections_open " + std::to_string(open_.load()) + "\n";
+  Header(out, "safegate_connections_refused_total", "counter",
+         "Connections closed at once because max_connections were open.");
+  out += "safegate_connections_refused_total " + std::to_string(refused_.load()) + "\n";
+
+  Header(out, "safegate_audit_entries", "gauge", "Entries in the audit log.");
+  out += "safegate_audit_entries " + std::to_string(stats.audit_entries) + "\n";
+  Header(out, "safegate_store_commits_total", "counter", "Store transactions committed.");
+  out += "safegate_store_commits_total " + std::to_string(stats.commits) + "\n";
+  Header(out, "safegate_store_committed_jobs_total", "counter",
+         "Operations committed (several share one transaction when group-committed).");
+  out += "safegate_store_committed_jobs_total " + std::to_string(stats.committed_jobs) + "\n";
+  Header(out, "safegate_store_batch_size_mean", "gauge",
+         "Mean operations per committed transaction since start.");
+  out += "safegate_store_batch_size_mean " +
+         Number(stats.commits > 0
+                    ? static_cast<double>(stats.committed_jobs) / static_cast<double>(stats.commits)
+                    : 0.0) +
+         "\n";
+  Header(out, "safegate_store_last_commit_seconds", "gauge",
+         "Duration of the latest store commit, fsync included.");
+  out += "safegate_store_last_commit_seconds " + Number(stats.last_commit_ms / 1000.0) + "\n";
+
+  Header(out, "safegate_mailbox_depth", "gauge", "Unacknowledged messages per agency.");
+  for (const auto& [agency, depth] : stats.mailbox_depth) {
+    out +=
+        "safegate_mailbox_depth{agency=\"" + Escape(agency) + "\"} " + std::to_string(depth) + "\n";
+  }
+  Header(out, "safegate_mailbox_oldest_unacked_seconds", "gauge",
+         "Age of the oldest unacknowledged message per agency.");
+  for (const auto& [agency, age_ms] : stats.oldest_unacked_age_ms) {
+    out += "safegate_mailbox_oldest_unacked_seconds{agency=\"" + Escape(agency) + "\"} " +
+           Number(static_cast<double>(age_ms) / 1000.0) + "\n";
+  }
+  return out;
+}
+
+}  // namespace safegate::server

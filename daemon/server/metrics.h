@@ -1,0 +1,68 @@
+// Metrics: the counters and histograms the server keeps for GET /metrics on the admin
+// listener, rendered in the Prometheus text exposition format (version 0.0.4).
+//
+// Label values are bounded sets chosen by the server (route templates, status codes,
+// handshake results, refusal reasons, agency ids from the registry), never request text, so
+// the number of series cannot be driven up by clients.
+//
+// Thread-safety: every method may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "daemon/core/gateway.h"
+
+namespace safegate::server {
+
+class Metrics {
+ public:
+  Metrics();
+
+  // One finished request on the public listener: route template ("/v1/mailbox/{id}/ack",
+  // "unknown"), HTTP status, and seconds from its first byte to the last byte of the reply.
+  void CountRequest(std::string_view route, int status, double seconds);
+  // result: "ok", "rejected", "no_certificate", "failed", "timeout".
+  void CountHandshake(std::string_view result);
+  // reason: "expired", "revoked", "untrusted", "unregistered", ...
+  void CountTlsRejection(std::string_view reason);
+  void ConnectionOpened() { open_.fetch_add(1); }
+  void ConnectionClosed() { open_.fetch_sub(1); }
+  int64_t OpenConnections() const { return open_.load(); }
+  // A connection closed at once because max_connections were open.
+  void CountConnectionRefused() { refused_.fetch_add(1); }
+  // result: "ok" or "failed".
+  void CountReload(std::string_view result);
+  void CountSweep(std::string_view result);
+
+  // The whole exposition, with the store's numbers from `stats`.
+  std::string Render(const Gateway::Stats& stats) const;
+
+  // Upper bounds (seconds) of the request latency histogram buckets.
+  static const std::vector<double>& LatencyBuckets();
+
+ private:
+  struct Histogram {
+    std::vector<uint64_t> buckets;  // cumulative counts are computed at render time
+    uint64_t count = 0;
+    double sum = 0;
+  };
+
+  mutable std::mutex mu_;
+  std::map<std::pair<std::string, int>, uint64_t> requests_;
+  std::map<std::string, Histogram> latency_;  // by route
+  std::map<std::string, uint64_t> handshakes_;
+  std::map<std::string, uint64_t> tls_rejections_;
+  std::map<std::string, uint64_t> reloads_;
+  std::map<std::string, uint64_t> sweeps_;
+  std::atomic<int64_t> open_{0};
+  std::atomic<uint64_t> refused_{0};
+};
+
+}  // namespace safegate::server
