@@ -474,6 +474,66 @@ std::string Quote(std::string_view text) {
   return out;
 }
 
+// [[drop]] tables: drop folders, one per agency and format (docs/ingest.md).
+void ReadDrops(const Reader& reader, const toml::table& root, const fs::path& base_dir,
+               Config& config) {
+  const toml::array* drops = reader.Array(root, "", "drop");
+  if (drops == nullptr) return;
+  const std::string data_dir = fs::path(config.data_dir).lexically_normal().string();
+  for (size_t i = 0; i < drops->size(); ++i) {
+    const toml::node& item = *drops->get(i);
+    const std::string prefix = "drop[" + std::to_string(i) + "]";
+    if (!item.is_table()) {
+      reader.Fail(LineOf(item), prefix,
+                  "expected a table ([[drop]]), found " + std::string(TypeName(item)));
+    }
+    const toml::table& table = *item.as_table();
+    reader.CheckKeys(table, prefix, {"agency", "format", "dir", "purpose", "recipients"});
+    Config::Drop drop;
+    int64_t line = 0;
+    drop.agency = reader.RequiredString(table, prefix, "agency", &line);
+    if (!IsSlug(drop.agency)) {
+      reader.Fail(line, prefix + ".agency", "\"" + drop.agency + "\" is not an agency id (a slug)");
+    }
+    drop.format = reader.RequiredString(table, prefix, "format", &line);
+    if (!IsSlug(drop.format)) {
+      reader.Fail(line, prefix + ".format",
+                  "\"" + drop.format + "\" is not a format name such as \"niche-xml\"");
+    }
+    drop.purpose = reader.RequiredString(table, prefix, "purpose", &line);
+    if (!IsPurposeName(drop.purpose)) {
+      reader.Fail(line, prefix + ".purpose", "purpose names use a-z, 0-9, _ and - only");
+    }
+    drop.dir = Resolve(base_dir, reader.RequiredString(table, prefix, "dir", &line));
+    {
+      std::error_code ec;
+      auto status = fs::status(drop.dir, ec);
+      if (!ec && fs::exists(status) && !fs::is_directory(status)) {
+        reader.Fail(line, prefix + ".dir", "exists and is not a directory: " + drop.dir);
+      }
+    }
+    const std::string dir = fs::path(drop.dir).lexically_normal().string();
+    if (dir == data_dir) {
+      reader.Fail(line, prefix + ".dir", "must not be the data directory: " + drop.dir);
+    }
+    for (const Config::Drop& other : config.drops) {
+      if (fs::path(other.dir).lexically_normal().string() == dir) {
+        reader.Fail(line, prefix + ".dir", "another [[drop]] already watches " + drop.dir);
+      }
+    }
+    auto recipients = reader.StringArray(table, prefix, "recipients");
+    for (size_t r = 0; r < recipients.size(); ++r) {
+      const auto& [id, at] = recipients[r];
+      if (!IsSlug(id)) {
+        reader.Fail(at, prefix + ".recipients[" + std::to_string(r) + "]",
+                    "\"" + id + "\" is not an agency id (a slug)");
+      }
+      drop.recipients.push_back(id);
+    }
+    config.drops.push_back(std::move(drop));
+  }
+}
+
 }  // namespace
 
 std::string_view RoleName(Role role) {
@@ -603,8 +663,8 @@ Config LoadConfig(const std::string& path) {
   Reader reader(file);
 
   reader.CheckKeys(root, "",
-                   {"area", "data_dir", "registry", "threads", "listen", "admin", "tls", "limits",
-                    "log", "mailbox", "store"});
+                   {"area", "data_dir", "registry", "policy", "threads", "listen", "admin", "tls",
+                    "limits", "log", "mailbox", "store", "audit", "drop"});
 
   Config config;
   config.source_file = file;
@@ -627,6 +687,14 @@ Config LoadConfig(const std::string& path) {
   config.registry = Resolve(base_dir, reader.RequiredString(root, "", "registry", &line));
   RequireReadableFile(reader, line, "registry", config.registry);
 
+  // Optional; the policy's own contents are checked when the gateway loads it (with
+  // file:line problems of its own), here only that the file can be read.
+  if (auto policy = reader.String(root, "", "policy", &line)) {
+    if (policy->empty()) reader.Fail(line, "policy", "must name a file (or leave the key out)");
+    config.policy = Resolve(base_dir, *policy);
+    RequireReadableFile(reader, line, "policy", config.policy);
+  }
+
   reader.ReadInteger(root, "", "threads", 1, 256, config.threads);
 
   ReadListener(reader, root, "listen", /*loopback_only=*/false, config.listen);
@@ -636,7 +704,8 @@ Config LoadConfig(const std::string& path) {
   if (tls == nullptr) {
     reader.Fail(LineOf(root), "tls", "required table [tls] is missing (it names cert, key and ca)");
   }
-  reader.CheckKeys(*tls, "tls", {"cert", "key", "ca", "crl"});
+  reader.CheckKeys(*tls, "tls", {"cert", "key", "ca", "crl", "expiry_warning"});
+  reader.ReadDuration(*tls, "tls", "expiry_warning", config.tls.expiry_warning);
   struct TlsFile {
     const char* key;
     std::string* out;
@@ -728,6 +797,15 @@ Config LoadConfig(const std::string& path) {
   config.store.key_file = key_file.empty() ? (fs::path(config.data_dir) / "store.key").string()
                                            : Resolve(base_dir, key_file);
 
+  if (const toml::table* audit = reader.Table(root, "", "audit")) {
+    reader.CheckKeys(*audit, "audit", {"sth_interval", "sth_max_entries"});
+    reader.ReadDuration(*audit, "audit", "sth_interval", config.audit.sth_interval);
+    reader.ReadInteger(*audit, "audit", "sth_max_entries", 1, 100'000'000,
+                       config.audit.sth_max_entries);
+  }
+
+  ReadDrops(reader, root, base_dir, config);
+
   return config;
 }
 
@@ -802,6 +880,9 @@ Registry LoadRegistry(const std::string& path) {
       reader.Fail(line, prefix + ".area", "\"" + agency.area + "\" is not a slug (a-z, 0-9 and -)");
     }
     agency.fingerprints = ReadFingerprints(reader, table, prefix, base_dir);
+    for (const auto& [cert_file, cert_line] : reader.StringArray(table, prefix, "certificates")) {
+      agency.certificate_files.push_back(Resolve(base_dir, cert_file));
+    }
     if (agency.fingerprints.empty()) {
       reader.Fail(LineOf(table), prefix,
                   "no certificate identifies this agency: list at least one entry under "
@@ -832,6 +913,9 @@ Registry LoadRegistry(const std::string& path) {
       reader.Fail(line, prefix + ".endpoint", "\"" + peer.endpoint + "\" is not an https:// URL");
     }
     peer.fingerprints = ReadFingerprints(reader, table, prefix, base_dir);
+    for (const auto& [cert_file, cert_line] : reader.StringArray(table, prefix, "certificates")) {
+      peer.certificate_files.push_back(Resolve(base_dir, cert_file));
+    }
     if (peer.fingerprints.empty()) {
       reader.Fail(LineOf(table), prefix,
                   "no certificate identifies this peer gateway: list at least one entry under "
@@ -864,6 +948,7 @@ std::string PrintConfig(const Config& c) {
   out << "area = " << Quote(c.area) << "\n";
   out << "data_dir = " << Quote(c.data_dir) << "\n";
   out << "registry = " << Quote(c.registry) << "\n";
+  if (!c.policy.empty()) out << "policy = " << Quote(c.policy) << "\n";
   out << "threads = " << c.threads << "\n";
   out << "\n[listen]\n";
   out << "address = " << Quote(c.listen.address) << "\n";
@@ -876,6 +961,7 @@ std::string PrintConfig(const Config& c) {
   out << "key = " << Quote(c.tls.key) << "\n";
   out << "ca = " << Quote(c.tls.ca) << "\n";
   out << "crl = " << Quote(c.tls.crl) << "\n";
+  out << "expiry_warning = " << Quote(FormatDuration(c.tls.expiry_warning)) << "\n";
   out << "\n[limits]\n";
   out << "max_body_bytes = " << c.limits.max_body_bytes << "\n";
   out << "max_header_bytes = " << c.limits.max_header_bytes << "\n";
@@ -898,6 +984,21 @@ std::string PrintConfig(const Config& c) {
   out << "\n[store]\n";
   out << "key_file = " << Quote(c.store.key_file) << "\n";
   out << "max_batch = " << c.store.max_batch << "\n";
+  out << "\n[audit]\n";
+  out << "sth_interval = " << Quote(FormatDuration(c.audit.sth_interval)) << "\n";
+  out << "sth_max_entries = " << c.audit.sth_max_entries << "\n";
+  for (const Config::Drop& d : c.drops) {
+    out << "\n[[drop]]\n";
+    out << "agency = " << Quote(d.agency) << "\n";
+    out << "format = " << Quote(d.format) << "\n";
+    out << "dir = " << Quote(d.dir) << "\n";
+    out << "purpose = " << Quote(d.purpose) << "\n";
+    out << "recipients = [";
+    for (size_t i = 0; i < d.recipients.size(); ++i) {
+      out << (i > 0 ? ", " : "") << Quote(d.recipients[i]);
+    }
+    out << "]\n";
+  }
   return out.str();
 }
 

@@ -45,6 +45,9 @@ struct Agency {
   // Certificates listed under `certificates` in the file are read at load time and their
   // fingerprints added here.
   std::vector<std::string> fingerprints;
+  // The files listed under `certificates`, resolved (for certificate expiry monitoring;
+  // fingerprints given directly have no file).
+  std::vector<std::string> certificate_files;
 };
 
 // Another area's gateway (out-of-area transfers).
@@ -54,6 +57,7 @@ struct Peer {
   std::vector<std::string> fingerprints;
   std::string signing_public_key;     // base64 Ed25519, may be empty until keys are exchanged
   std::string sealing_public_key;     // base64 X25519
+  std::vector<std::string> certificate_files;  // as Agency::certificate_files
 };
 
 struct Registry {
@@ -90,10 +94,18 @@ struct Config {
     std::string key;   // its private key (PEM), required
     std::string ca;    // CA bundle that client certificates must chain to, required
     std::string crl;   // CRL (PEM); empty: no revocation list
+    // Certificates (server, CA, registered agencies and peers) expiring within this window
+    // are warned about at start, on reload and daily. An expired server certificate stops
+    // the start whatever the window.
+    milliseconds expiry_warning{30ll * 24 * 3600 * 1000};
   };
   Tls tls;
 
   std::string registry;  // agency registry file, required
+
+  // The sharing policy file (docs/policy.md), optional. Empty: no policy is configured and
+  // the gateway runs its placeholder policy (and says so in its log at start).
+  std::string policy;
 
   struct Limits {
     uint64_t max_body_bytes = 16ull * 1024 * 1024;
@@ -127,6 +139,28 @@ struct Config {
     uint32_t max_batch = 512;      // most requests group-committed in one transaction
   };
   Store store;
+
+  // The verifiable audit log (docs/audit-merkle.md): a signed tree head is made whenever the
+  // log has grown and either sth_interval has passed since the last head or sth_max_entries
+  // entries have no head yet.
+  struct Audit {
+    milliseconds sth_interval{100};
+    uint32_t sth_max_entries = 1000;
+  };
+  Audit audit;
+
+  // Drop folders ([[drop]], docs/ingest.md): a file renamed into `dir` is ingested for
+  // `agency` with the adapter `format`, all or nothing, then moved to dir/done or dir/failed.
+  // The agency and the format are checked against the registry and the adapters when the
+  // gateway starts (this loader knows neither).
+  struct Drop {
+    std::string agency;                   // registry id (slug), required
+    std::string format;                   // adapter name, e.g. "niche-xml", required
+    std::string dir;                      // absolute, required; unique among drops
+    std::string purpose;                  // purpose of every record ingested, required
+    std::vector<std::string> recipients;  // empty: the default recipients (docs/ingest.md)
+  };
+  std::vector<Drop> drops;
 
   uint32_t threads = 2;  // network threads running the io_context
 };

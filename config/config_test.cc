@@ -3,6 +3,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <linux/capability.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <string>
 
@@ -133,6 +138,8 @@ TEST_F(ConfigTest, MinimalConfigGetsDefaultsAndAbsolutePaths) {
   EXPECT_EQ(c.mailbox.ack_deadline, milliseconds{24 * 3'600'000ll});
   EXPECT_EQ(c.mailbox.ack_deadline_by_purpose.at("missing_child"), milliseconds{3'600'000});
   EXPECT_EQ(c.store.max_batch, 512u);
+  EXPECT_EQ(c.audit.sth_interval, milliseconds{100});
+  EXPECT_EQ(c.audit.sth_max_entries, 1000u);
 }
 
 TEST_F(ConfigTest, ReadsEveryKey) {
@@ -164,6 +171,9 @@ child_protection = "4h"
 [store]
 key_file = "/secure/store.key"
 max_batch = 64
+[audit]
+sth_interval = "2s"
+sth_max_entries = 50
 )");
   EXPECT_EQ(c.tls.crl, (dir_.path() / "tls/crl.pem").string());
   EXPECT_EQ(c.listen.address, "::");
@@ -187,6 +197,8 @@ max_batch = 64
   EXPECT_EQ(c.mailbox.ack_deadline_by_purpose.at("missing_child"), milliseconds{3'600'000});
   EXPECT_EQ(c.store.key_file, "/secure/store.key");
   EXPECT_EQ(c.store.max_batch, 64u);
+  EXPECT_EQ(c.audit.sth_interval, milliseconds{2000});
+  EXPECT_EQ(c.audit.sth_max_entries, 50u);
 }
 
 TEST_F(ConfigTest, PurposeDeadlineOverridesBuiltIn) {
@@ -314,6 +326,12 @@ TEST_F(ConfigTest, BadValues) {
   ExpectError(std::string(kMinimal).insert(0, "threads = 0\n"), "threads", 1, "between 1 and 256");
   ExpectError(std::string(kMinimal) + "[store]\nmax_batch = 0\n", "store.max_batch", 10,
               "between 1");
+  ExpectError(std::string(kMinimal) + "[audit]\nsth_max_entries = 0\n", "audit.sth_max_entries",
+              10, "between 1");
+  ExpectError(std::string(kMinimal) + "[audit]\nsth_interval = \"0ms\"\n", "audit.sth_interval",
+              10, "more than 0");
+  ExpectError(std::string(kMinimal) + "[audit]\nsth_every = 5\n", "audit.sth_every", 10,
+              "unknown key");
   std::string text = kMinimal;
   text.replace(text.find("\"bradford\""), 10, "\"Bradford\"");
   ExpectError(text, "area", 1, "not a slug");
@@ -332,10 +350,43 @@ TEST_F(ConfigTest, MissingFilesNameKeyAndPath) {
   ExpectError(kMinimal, "registry", 3, "not a regular file");
 }
 
+// Root reads any file through CAP_DAC_OVERRIDE; the loader's own check is what is under test,
+// so the load runs in a child process that has given up the capabilities that bypass modes.
 TEST_F(ConfigTest, UnreadableFile) {
-  if (geteuid() == 0) GTEST_SKIP() << "root reads any file";
   fs::permissions(dir_ / "tls/gateway.key", fs::perms::none);
-  ExpectError(kMinimal, "tls.key", 7, "cannot read");
+  const std::string path = Write(kMinimal);
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(fds[0]);
+    __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2]{};
+    if (syscall(SYS_capget, &header, data) != 0) _exit(3);
+    for (int cap : {CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH}) {
+      data[cap / 32].effective &= ~(1u << (cap % 32));
+    }
+    if (syscall(SYS_capset, &header, data) != 0) _exit(3);
+    std::string out = "loaded";
+    try {
+      LoadConfig(path);
+    } catch (const ConfigError& e) {
+      out = e.key + "|" + std::to_string(e.line) + "|" + e.message;
+    }
+    if (write(fds[1], out.data(), out.size()) < 0) _exit(4);
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string got;
+  char buf[512];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) got.append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  int wstatus = 0;
+  ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
+  ASSERT_TRUE(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) << "child status " << wstatus;
+  EXPECT_THAT(got, ::testing::StartsWith("tls.key|7|"));
+  EXPECT_THAT(got, HasSubstr("cannot read"));
 }
 
 TEST_F(ConfigTest, DataDirMayNotExistButMustBeADirectory) {
@@ -381,7 +432,8 @@ child_protection = "4h"
   // Every key is shown, defaults included.
   for (const char* key : {"threads = 2", "[admin]", "max_connections = 1024",
                           "idle_timeout = \"1m\"", "expire_after = \"30d\"",
-                          "\"missing_child\" = \"1h\"", "max_batch = 512", "key_file = \"/"}) {
+                          "\"missing_child\" = \"1h\"", "max_batch = 512", "key_file = \"/",
+                          "[audit]", "sth_interval = \"100ms\"", "sth_max_entries = 1000"}) {
     EXPECT_THAT(printed, HasSubstr(key));
   }
   // Paths are absolute, so the printed file loads from anywhere to the same configuration.
@@ -647,6 +699,103 @@ TEST_F(ExampleTest, PrintedExampleRoundTrips) {
   EXPECT_EQ(PrintConfig(second), printed);
   EXPECT_EQ(second.listen.port, 8443);
   EXPECT_EQ(second.tls.key, first.tls.key);
+}
+
+// The policy file: optional, resolved against the config's directory, must be readable.
+std::string WithPolicy(const std::string& value) {
+  std::string text = kMinimal;
+  const std::string after = "registry = \"registry.toml\"\n";
+  text.insert(text.find(after) + after.size(), "policy = " + value + "\n");
+  return text;
+}
+
+TEST_F(ConfigTest, PolicyIsOptional) {
+  Config c = Load(kMinimal);
+  EXPECT_EQ(c.policy, "");
+  EXPECT_THAT(PrintConfig(c), ::testing::Not(HasSubstr("policy =")));
+}
+
+TEST_F(ConfigTest, PolicyIsResolvedAndPrinted) {
+  WriteFile(dir_ / "policy/sharing.toml", "# placeholder\n");
+  Config c = Load(WithPolicy("\"policy/sharing.toml\""));
+  EXPECT_EQ(c.policy, (dir_.path() / "policy/sharing.toml").string());
+  const std::string printed = PrintConfig(c);
+  EXPECT_THAT(printed, HasSubstr("policy = \"" + c.policy + "\""));
+  TempDir elsewhere;
+  WriteFile(elsewhere / "printed.toml", printed);
+  EXPECT_EQ(LoadConfig(elsewhere / "printed.toml").policy, c.policy);
+}
+
+TEST_F(ConfigTest, PolicyMustBeAReadableFile) {
+  ExpectError(WithPolicy("\"absent.toml\""), "policy", 4,
+              "file not found: " + (dir_ / "absent.toml"));
+  ExpectError(WithPolicy("\"\""), "policy", 4, "must name a file");
+  ExpectError(WithPolicy("7"), "policy", 4, "expected a string");
+  fs::create_directory(dir_ / "policy.d");
+  ExpectError(WithPolicy("\"policy.d\""), "policy", 4, "not a regular file");
+}
+
+// kMinimal is 8 lines; a [[drop]] written after it starts on line 9.
+TEST_F(ConfigTest, DropFoldersAreReadResolvedAndPrinted) {
+  Config none = Load(kMinimal);
+  EXPECT_TRUE(none.drops.empty());
+  EXPECT_THAT(PrintConfig(none), ::testing::Not(HasSubstr("[[drop]]")));
+
+  Config c = Load(std::string(kMinimal) + R"([[drop]]
+agency = "wyp"
+format = "niche-xml"
+dir = "drop/wyp"
+purpose = "safeguarding"
+
+[[drop]]
+agency = "bthft"
+format = "fhir-flag"
+dir = "/srv/drop/bthft"
+purpose = "child_protection"
+recipients = ["bradford-csc", "wyp"]
+)");
+  ASSERT_EQ(c.drops.size(), 2u);
+  EXPECT_EQ(c.drops[0].agency, "wyp");
+  EXPECT_EQ(c.drops[0].format, "niche-xml");
+  EXPECT_EQ(c.drops[0].dir, (dir_.path() / "drop/wyp").string());
+  EXPECT_EQ(c.drops[0].purpose, "safeguarding");
+  EXPECT_TRUE(c.drops[0].recipients.empty());
+  EXPECT_EQ(c.drops[1].dir, "/srv/drop/bthft");
+  EXPECT_EQ(c.drops[1].recipients, (std::vector<std::string>{"bradford-csc", "wyp"}));
+
+  const std::string printed = PrintConfig(c);
+  EXPECT_THAT(printed, HasSubstr("[[drop]]\nagency = \"wyp\"\nformat = \"niche-xml\""));
+  TempDir elsewhere;
+  WriteFile(elsewhere / "printed.toml", printed);
+  Config again = LoadConfig(elsewhere / "printed.toml");
+  again.source_file = c.source_file;
+  EXPECT_EQ(PrintConfig(again), printed);
+}
+
+TEST_F(ConfigTest, DropFolderProblemsNameTheKey) {
+  const std::string base = std::string(kMinimal) + "[[drop]]\n";
+  ExpectError(base + "agency = \"wyp\"\nformat = \"niche-xml\"\ndir = \"d\"\n", "drop[0].purpose",
+              9, "required key is missing");
+  ExpectError(base + "agency = \"West Yorkshire\"\n", "drop[0].agency", 10, "not an agency id");
+  ExpectError(base + "agency = \"wyp\"\nformat = \"Niche XML\"\n", "drop[0].format", 11,
+              "not a format name");
+  ExpectError(base + "agency = \"wyp\"\nformat = \"niche-xml\"\npurpose = \"Safe Guarding\"\n",
+              "drop[0].purpose", 12, "purpose names use");
+  ExpectError(base + "agency = \"wyp\"\nformat = \"niche-xml\"\npurpose = \"p\"\ndir = \"data\"\n",
+              "drop[0].dir", 13, "must not be the data directory");
+  WriteFile(dir_ / "afile", "x\n");
+  ExpectError(base + "agency = \"wyp\"\nformat = \"niche-xml\"\npurpose = \"p\"\ndir = \"afile\"\n",
+              "drop[0].dir", 13, "exists and is not a directory");
+  ExpectError(base + "agency = \"wyp\"\nformat = \"niche-xml\"\npurpose = \"p\"\ndir = \"d\"\n" +
+                  "recipients = [\"Bradford CSC\"]\n",
+              "drop[0].recipients[0]", 14, "not an agency id");
+  ExpectError(base + "agency = \"wyp\"\nformat = \"niche-xml\"\npurpose = \"p\"\ndir = \"d\"\n" +
+                  "watch = true\n",
+              "drop[0].watch", 14, "unknown key");
+  ExpectError(base + "agency = \"wyp\"\nformat = \"niche-xml\"\npurpose = \"p\"\ndir = \"d\"\n" +
+                  "[[drop]]\nagency = \"bthft\"\nformat = \"fhir-flag\"\npurpose = \"p\"\n" +
+                  "dir = \"./d\"\n",
+              "drop[1].dir", 18, "another [[drop]] already watches");
 }
 
 }  // namespace

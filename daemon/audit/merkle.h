@@ -51,13 +51,15 @@ std::string HashHex(const Hash& hash);
 
 // Where the tree keeps the hashes of its complete subtrees.
 //
-// A relational table implements it directly:
-//   CREATE TABLE merkle_node (level INTEGER NOT NULL, idx INTEGER NOT NULL,
-//                             hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID;
-//   Get: SELECT hash FROM merkle_node WHERE level = ? AND idx = ?
-//   Put: INSERT OR REPLACE INTO merkle_node (level, idx, hash) VALUES (?, ?, ?)
-// Put must overwrite: after a failed append whose database transaction was rolled back the
-// same positions are written again (for an in-memory store nothing was rolled back).
+// A relational table implements it directly (the store's SqliteNodeStore,
+// daemon/core/merkle_store.h, does exactly this):
+//   CREATE TABLE merkle_nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL,
+//                              hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID;
+//   Get: SELECT hash FROM merkle_nodes WHERE level = ? AND idx = ?
+//   Put: INSERT INTO merkle_nodes (level, idx, hash) VALUES (?, ?, ?)
+// After a failed append the caller rolls back its transaction (or savepoint), which removes
+// the nodes the append wrote, and restores the tree from a Checkpoint; the same positions are
+// then written again. A store without transactions (MemoryNodeStore) must let Put overwrite.
 // The tree never deletes nodes. Transactions belong to the caller: MerkleTree::Append puts
 // the new nodes into whatever transaction is open, beside the audit row itself.
 class NodeStore {

@@ -1,5 +1,6 @@
 // The worked example of docs/audit-merkle.md, byte for byte: if this test changes, the page
-// must change with it. The three entries are those of docs/audit-log.md's worked example.
+// must change with it. The three entries are those of docs/audit-log.md's worked example
+// (entry bytes version 2; daemon/core's AuditLogTest.WorkedExample makes the same bytes).
 #include <gtest/gtest.h>
 
 #include "daemon/audit/encoding.h"
@@ -11,16 +12,16 @@ namespace safegate::audit {
 namespace {
 
 const char* const kEntries[3] = {
-    R"({"action":"record_accepted","actor":"wyp","at":"2026-11-21T17:34:00.123Z","decision":"","detail":{"kind":"flag","recipients":["bradford-csc"],"source_version":1},"message_id":"","purpose":"child_protection","reasons":[],"record_id":"rec_8f14e45fceea167a5a36dedd4bea2543","seq":1,"subject":"nhs:9990000018"})",
-    R"({"action":"delivery_permitted","actor":"wyp","at":"2026-11-21T17:34:00.123Z","decision":"permit","detail":{"deadline":"2026-11-22T17:34:00.123Z","recipient":"bradford-csc"},"message_id":"msg_c9f0f895fb98ab9159f51fd0297e236d","purpose":"child_protection","reasons":["placeholder policy: registered police, health and csc recipients are permitted"],"record_id":"rec_8f14e45fceea167a5a36dedd4bea2543","seq":2,"subject":"nhs:9990000018"})",
-    R"({"action":"mailbox_read","actor":"bradford-csc","at":"2026-11-21T17:39:00.007Z","decision":"","detail":{"type":"record"},"message_id":"msg_c9f0f895fb98ab9159f51fd0297e236d","purpose":"child_protection","reasons":[],"record_id":"rec_8f14e45fceea167a5a36dedd4bea2543","seq":3,"subject":"nhs:9990000018"})",
+    R"({"action":"record_accepted","actor":"wyp","at":"2026-11-21T17:34:00.123Z","decision":"","detail":{"kind":"flag","recipients":["bradford-csc"],"source_version":1},"details_hash":"f32b8befff586312b69375b5109743e81d9f025f41851f7d6fdf1f081ee4019f","message_id":"","purpose":"child_protection","reasons":[],"record_id":"rec_8f14e45fceea167a5a36dedd4bea2543","seq":1})",
+    R"({"action":"delivery_permitted","actor":"wyp","at":"2026-11-21T17:34:00.123Z","decision":"permit","detail":{"deadline":"2026-11-22T17:34:00.123Z","recipient":"bradford-csc"},"details_hash":"a0051d0b0b1ec490d30b034409f4e0953eeeab36b951e944685aaf2d9538d0be","message_id":"msg_c9f0f895fb98ab9159f51fd0297e236d","purpose":"child_protection","reasons":["placeholder policy: registered police, health and csc recipients are permitted"],"record_id":"rec_8f14e45fceea167a5a36dedd4bea2543","seq":2})",
+    R"({"action":"mailbox_read","actor":"bradford-csc","at":"2026-11-21T17:39:00.007Z","decision":"","detail":{"type":"record"},"details_hash":"cb375a3313f564ac2681aa4e38f70a2103f809bb68077468f006d836ddcc16b5","message_id":"msg_c9f0f895fb98ab9159f51fd0297e236d","purpose":"child_protection","reasons":[],"record_id":"rec_8f14e45fceea167a5a36dedd4bea2543","seq":3})",
 };
 
-constexpr const char* kL0 = "be70f279b6b59ba59009ff0591f1d4e9a2409bc13051c21367a0d1ce5243c9e9";
-constexpr const char* kL1 = "125b5912aa990ea6f7b0776046a61978ac4ecd84c0395aa76f6948f0cb939448";
-constexpr const char* kL2 = "469e69bf6943980c425df7f8e7fd83c02dbfd4b120a17a095a7030601db01c32";
-constexpr const char* kN01 = "b10f458d555fdf686f1ad77c6a0bebed3bd96d76eab5d0650c5d20ac1d7db586";
-constexpr const char* kRoot3 = "b05cb6120fecc8d47d9820a71f9c1cec128fadedf39bb5b8798443a101dace92";
+constexpr const char* kL0 = "822d94aa8447615c263ff5bb5ea77fcf41c6cbc01f1da34a9e5efc2a1d8525a2";
+constexpr const char* kL1 = "496836a96dc761c5595dd66ca9cccb0cc35e79598e72e7af2ab9deb7130f034a";
+constexpr const char* kL2 = "7e969521e4a3bdf3f47115f1516a58da64bf4edf696d335e4fdf3d86453e18bc";
+constexpr const char* kN01 = "b7bb0c5d7e6d405e1fe83af1036e45d5090b5f1c3e0eeadb0a47eeca5ab1e248";
+constexpr const char* kRoot3 = "07273b375063f7683ab905a145355f347773f546ccdc60b9d25fa9dd1bdc5bd4";
 
 std::vector<std::string> Hex(const std::vector<Hash>& hashes) {
   std::vector<std::string> out;
@@ -67,7 +68,7 @@ TEST(WorkedExample, MatchesDocsAuditMerkle) {
   EXPECT_EQ(sth["public_key"], "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=");
   EXPECT_EQ(
       sth["signature"],
-      "zXefefEz0g+Q1WrZgeqThZrQlgqb6j3qulCe5fU8+BOtZRKur6sehURgjLIpUFfTjlW4ABd8Hr1vzcyuvmPSDQ==");
+      "BN8psWay9krtGUsYHEv5RxFh8NSEUeI5SNdyjvuGoBH4slaMWFHwPp0YcJKze+61HEwCwGEw+Oa+lHFkMWL3AQ==");
 
   auto bundle = MakeBundle(store, kEntries[1], 1, head, (*key)->public_key());
   ASSERT_TRUE(bundle.ok());

@@ -16,6 +16,10 @@ static_assert(kKeyBytes == crypto_aead_xchacha20poly1305_ietf_KEYBYTES);
 static_assert(kNonceBytes == crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
 static_assert(kHashBytes == crypto_hash_sha256_BYTES);
 
+// The blind-index key is subkey 1 of the at-rest key under this 8-byte context.
+constexpr uint64_t kBlindIndexSubkey = 1;
+constexpr char kBlindIndexContext[crypto_kdf_CONTEXTBYTES + 1] = "sgblind1";
+
 // errno of a key-file system call, as a Status naming the file.
 Status KeyFileError(const std::string& path, std::string_view what, int err) {
   return Status::Internal("store key file " + path + ": " + std::string(what) + ": " +
@@ -131,6 +135,12 @@ std::optional<std::string> FromHex(std::string_view hex) {
   return out;
 }
 
+std::string RandomBytes(size_t n) {
+  std::string out(n, '\0');
+  randombytes_buf(out.data(), n);
+  return out;
+}
+
 std::string RandomId(std::string_view prefix) {
   unsigned char raw[16];
   randombytes_buf(raw, sizeof raw);
@@ -168,7 +178,7 @@ Result<std::unique_ptr<AtRestKey>> AtRestKey::LoadOrCreate(const std::string& pa
                             std::to_string(st.st_size));
   }
 
-  auto* key = static_cast<unsigned char*>(sodium_malloc(kKeyBytes));
+  auto* key = static_cast<unsigned char*>(sodium_malloc(2 * kKeyBytes));
   if (key == nullptr) return SodiumStatus(-1, "allocate key memory");
   std::unique_ptr<AtRestKey> out(new AtRestKey(key));
   size_t done = 0;
@@ -179,13 +189,42 @@ Result<std::unique_ptr<AtRestKey>> AtRestKey::LoadOrCreate(const std::string& pa
     if (n == 0) return Status::Internal("store key file " + path + " is shorter than 32 bytes");
     done += static_cast<size_t>(n);
   }
+  static_assert(crypto_kdf_KEYBYTES == kKeyBytes && crypto_kdf_CONTEXTBYTES == 8);
+  if (Status s = SodiumStatus(
+          crypto_kdf_derive_from_key(key + kKeyBytes, kKeyBytes, kBlindIndexSubkey,
+                                     kBlindIndexContext, key),
+          "derive the blind-index key");
+      !s.ok()) {
+    return s;
+  }
   return out;
 }
 
 AtRestKey::~AtRestKey() { sodium_free(key_); }  // sodium_free wipes before freeing
 
 Result<AtRestKey::Sealed> AtRestKey::Seal(std::string_view plaintext, std::string_view ad) const {
-  Sealed out;
+  return SealWithKey(std::string_view(reinterpret_cast<const char*>(key_), kKeyBytes), plaintext,
+                     ad);
+}
+
+Result<std::string> AtRestKey::Unseal(std::string_view nonce, std::string_view ciphertext,
+                                      std::string_view ad) const {
+  return UnsealWithKey(std::string_view(reinterpret_cast<const char*>(key_), kKeyBytes), nonce,
+                       ciphertext, ad);
+}
+
+std::string AtRestKey::BlindIndex(std::string_view value) const {
+  std::string out(kHashBytes, '\0');
+  crypto_generichash(reinterpret_cast<unsigned char*>(out.data()), out.size(),
+                     reinterpret_cast<const unsigned char*>(value.data()), value.size(),
+                     key_ + kKeyBytes, kKeyBytes);
+  return out;
+}
+
+Result<SealedBytes> SealWithKey(std::string_view key, std::string_view plaintext,
+                                std::string_view ad) {
+  if (key.size() != kKeyBytes) return SodiumStatus(-1, "seal (the key is not 32 bytes)");
+  SealedBytes out;
   out.nonce.resize(kNonceBytes);
   randombytes_buf(out.nonce.data(), kNonceBytes);
   out.ciphertext.resize(plaintext.size() + crypto_aead_xchacha20poly1305_ietf_ABYTES);
@@ -194,15 +233,16 @@ Result<AtRestKey::Sealed> AtRestKey::Seal(std::string_view plaintext, std::strin
       reinterpret_cast<unsigned char*>(out.ciphertext.data()), &len,
       reinterpret_cast<const unsigned char*>(plaintext.data()), plaintext.size(),
       reinterpret_cast<const unsigned char*>(ad.data()), ad.size(), nullptr,
-      reinterpret_cast<const unsigned char*>(out.nonce.data()), key_);
+      reinterpret_cast<const unsigned char*>(out.nonce.data()),
+      reinterpret_cast<const unsigned char*>(key.data()));
   if (Status s = SodiumStatus(rc, "seal"); !s.ok()) return s;
   out.ciphertext.resize(len);
   return out;
 }
 
-Result<std::string> AtRestKey::Unseal(std::string_view nonce, std::string_view ciphertext,
-                                      std::string_view ad) const {
-  if (nonce.size() != kNonceBytes ||
+Result<std::string> UnsealWithKey(std::string_view key, std::string_view nonce,
+                                  std::string_view ciphertext, std::string_view ad) {
+  if (key.size() != kKeyBytes || nonce.size() != kNonceBytes ||
       ciphertext.size() < crypto_aead_xchacha20poly1305_ietf_ABYTES) {
     return SodiumStatus(-1, "unseal (malformed nonce or ciphertext)");
   }
@@ -212,7 +252,8 @@ Result<std::string> AtRestKey::Unseal(std::string_view nonce, std::string_view c
       reinterpret_cast<unsigned char*>(out.data()), &len, nullptr,
       reinterpret_cast<const unsigned char*>(ciphertext.data()), ciphertext.size(),
       reinterpret_cast<const unsigned char*>(ad.data()), ad.size(),
-      reinterpret_cast<const unsigned char*>(nonce.data()), key_);
+      reinterpret_cast<const unsigned char*>(nonce.data()),
+      reinterpret_cast<const unsigned char*>(key.data()));
   if (Status s = SodiumStatus(rc, "unseal (wrong key or altered data)"); !s.ok()) return s;
   out.resize(len);
   return out;

@@ -1,5 +1,7 @@
-// Cryptography the store needs, all from libsodium: SHA-256, random identifiers, and the
-// at-rest key that seals record bodies with XChaCha20-Poly1305 (IETF AEAD).
+// Cryptography the store needs, all from libsodium: SHA-256, random identifiers, the
+// at-rest key that seals record bodies with XChaCha20-Poly1305 (IETF AEAD), sealing under
+// other 32-byte keys (the per-subject keys of the audit details), and the keyed blind index
+// of subject references.
 //
 // libsodium failures become a Status in one function (SodiumStatus). The key lives in
 // sodium_malloc'd memory (guard pages, mlock'd where the system allows) and is wiped when the
@@ -39,11 +41,31 @@ std::string Sha256(std::string_view a, std::string_view b);
 std::string Hex(std::string_view bytes);
 std::optional<std::string> FromHex(std::string_view hex);
 
+// `n` bytes of fresh randomness.
+std::string RandomBytes(size_t n);
+
 // `prefix` followed by 32 lower-case hex characters of fresh randomness (128 bits), e.g.
 // "rec_3f2a...". Carries no personal data and no ordering.
 std::string RandomId(std::string_view prefix);
 
+struct SealedBytes {
+  std::string nonce;       // 24 random bytes
+  std::string ciphertext;  // plaintext length + 16-byte tag
+};
+// XChaCha20-Poly1305 (IETF) under a raw 32-byte `key` with a fresh random nonce; `ad` is
+// authenticated, not encrypted. kInternal if `key` is not 32 bytes.
+Result<SealedBytes> SealWithKey(std::string_view key, std::string_view plaintext,
+                                std::string_view ad);
+// Decrypts and authenticates; kInternal if anything does not match.
+Result<std::string> UnsealWithKey(std::string_view key, std::string_view nonce,
+                                  std::string_view ciphertext, std::string_view ad);
+
 // The gateway's at-rest key, kept in a file outside the database.
+//
+// A second key, the blind-index key, is derived from it (libsodium crypto_kdf, subkey 1,
+// context "sgblind1"): the index key is separate from the sealing key, so the keyed hashes
+// of subject references never use the sealing key itself, yet nothing new has to be kept or
+// backed up beside the key file.
 class AtRestKey {
  public:
   // Reads the 32-byte key at `path`, or creates it (O_CREAT|O_EXCL, mode 0600, fsync'd,
@@ -55,10 +77,7 @@ class AtRestKey {
   AtRestKey(const AtRestKey&) = delete;
   AtRestKey& operator=(const AtRestKey&) = delete;
 
-  struct Sealed {
-    std::string nonce;       // 24 random bytes
-    std::string ciphertext;  // plaintext length + 16-byte tag
-  };
+  using Sealed = SealedBytes;
   // Encrypts with a fresh random nonce. `ad` (additional data, authenticated but not
   // encrypted) binds the ciphertext to its row: a body moved to another row fails to open.
   Result<Sealed> Seal(std::string_view plaintext, std::string_view ad) const;
@@ -66,9 +85,15 @@ class AtRestKey {
   Result<std::string> Unseal(std::string_view nonce, std::string_view ciphertext,
                              std::string_view ad) const;
 
+  // The blind index of `value`: BLAKE2b-256 keyed with the blind-index key
+  // (crypto_generichash), 32 raw bytes. Equal inputs give equal indexes, so lookups work; a
+  // guess cannot be checked without the key, so an NHS number is not recoverable from it.
+  std::string BlindIndex(std::string_view value) const;
+
  private:
   explicit AtRestKey(unsigned char* key) : key_(key) {}
-  unsigned char* key_;  // sodium_malloc'd, kKeyBytes
+  // sodium_malloc'd, 2 * kKeyBytes: the sealing key, then the derived blind-index key.
+  unsigned char* key_;
 };
 
 }  // namespace safegate::core

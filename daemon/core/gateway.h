@@ -20,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -97,13 +98,21 @@ struct AuditEntry {
   int64_t at_ms = 0;
   std::string actor;      // agency id, "safegate" for the gateway itself, or "-" if unknown
   std::string action;     // API.md's audit actions
-  std::string subject;    // subject reference, never a name; may be empty
+  // The subject reference the entry concerns, never a name; may be empty. It is not in the
+  // entry's bytes: it is sealed in the entry's details under the subject's own key, which
+  // erasure destroys (docs/audit-log.md). Read back: empty when erased.
+  std::string subject;
+  // Free text about the subject (a note, evidence), sealed with the subject; usually empty.
+  // REQUIRES: a subject when not empty.
+  std::string text;
   std::string record_id;
   std::string message_id;
   std::string purpose;
   std::string decision;
   std::vector<std::string> reasons;
   nlohmann::json detail = nlohmann::json::object();  // no personal data
+  std::string details_hash;  // hex SHA-256 of the sealed details; "" when there are none
+  bool erased = false;       // the details' key was destroyed (subject_erased)
   std::string hash;       // lower-case hex chain hash after this entry
 };
 
@@ -119,6 +128,28 @@ struct VerifyReport {
   std::string head;           // hex hash of the last entry ("" for an empty log)
   int64_t first_bad_seq = 0;  // 0 when ok
   std::string problem;        // what is wrong at first_bad_seq
+  // The Merkle tree recomputed from the entries' bytes (up to the first bad entry).
+  int64_t tree_size = 0;
+  std::string root_hash;      // hex MTH of those entries
+  // Signed tree heads: how many were checked, the latest as the API shows it (null when
+  // none), the base64 public key their signatures were checked with ("" when not checked),
+  // and every head found at fault, by its position (1 = the first head signed).
+  int64_t heads_checked = 0;
+  nlohmann::json tree_head;
+  std::string public_key;
+  struct HeadFault {
+    int64_t position = 0;
+    int64_t tree_size = 0;
+    std::string problem;
+  };
+  std::vector<HeadFault> head_faults;
+  nlohmann::json ToJson() const;
+};
+
+// What EraseSubject did.
+struct ErasureReport {
+  int64_t entries = 0;  // entries whose details can no longer be read
+  int64_t seq = 0;      // the subject_erased entry
   nlohmann::json ToJson() const;
 };
 
@@ -136,6 +167,109 @@ struct SweepReport {
   int expired = 0;   // messages expired
 };
 
+// POST /v1/ingest/{format} (and the drop folders): a native export in one of the formats of
+// adapters/registry.h. docs/ingest.md describes it.
+struct IngestRequest {
+  std::string format;    // adapter name, e.g. "niche-xml"
+  // The export's bytes. Parsed on the calling thread before Ingest returns, so it need not
+  // outlive the call (and may be a mapped file).
+  std::string_view content;
+  std::string purpose;   // purpose slug of every record
+  // Recipient agency ids. Empty: the registry's police, health and csc agencies of the
+  // caller's area, other than the caller.
+  std::vector<std::string> recipients;
+};
+
+struct IngestOutcome {
+  std::string format;
+  std::string adapter;                  // the adapter's Name(), as audited
+  std::vector<std::string> record_ids;  // in export order; a replayed record gives its first id
+  int64_t created = 0;                  // records stored by this ingest
+  int64_t replayed = 0;                 // records already stored with the same content
+  std::vector<std::string> recipients;  // as used (defaults filled in)
+  std::vector<Problem> warnings;        // the adapter's, carried
+  // {"records": [ids], "count", "created", "replayed", "recipients", "warnings": [...]}
+  nlohmann::json ToJson() const;
+};
+
+// GET /v1/subjects/{ref}/flags: one flag as the caller may see it.
+struct SubjectFlag {
+  std::string record_id;
+  nlohmann::json record;     // the canonical record as this caller may see it
+  bool overdue = false;      // review_by is before today (UTC)
+  std::string owner_agency;  // body.owner_agency (else the source agency)
+  std::string owner_name;    // from the registry; "" if unknown
+};
+
+struct FlagsView {
+  std::string subject;                 // the reference asked about
+  std::vector<SubjectFlag> flags;      // active flags, owner then start order
+  std::vector<std::string> notified;   // owning agencies sent an access notification
+  bool silent = false;                 // a silent read: nobody was notified
+  // {"subject", "flags": [{"record_id", "type", "level", "status", "start", "end",
+  //  "review_by", "overdue", "owner": {"agency", "name", "contact"}, "source": {...},
+  //  "record"}], "notified", "silent"}
+  nlohmann::json ToJson() const;
+};
+
+// A consent statement (R3), as POST /v1/consents records it and GET
+// /v1/subjects/{ref}/consents lists it. The latest statement for a subject and purpose wins.
+struct ConsentRecord {
+  std::string consent_id;               // "con_" + 32 hex
+  std::string subject;                  // subject reference, canonical form
+  std::string purpose;                  // a policy purpose, e.g. "safeguarding"
+  std::string status;                   // "given" | "refused" | "withdrawn"
+  std::string recorded_by;              // who took the statement (sealed at rest)
+  int64_t recorded_at_ms = 0;           // when the statement was made
+  std::optional<std::string> evidence;  // free text or a document reference (sealed at rest)
+  std::string agency;                   // the agency that recorded it (the caller)
+  int64_t stored_at_ms = 0;             // when the gateway stored it
+  // {"consent_id", "subject", "purpose", "status", "recorded_by", "recorded_at",
+  //  "evidence"?, "agency", "stored_at"}
+  nlohmann::json ToJson() const;
+};
+
+struct ConsentList {
+  std::string subject;
+  std::vector<ConsentRecord> consents;       // in the order they were recorded
+  std::map<std::string, std::string> state;  // purpose -> latest state (given|refused|withdrawn)
+  nlohmann::json ToJson() const;             // {"subject", "consents": [...], "state": {...}}
+};
+
+// GET /v1/stats?from=&to=: RFC 3339 date-times or YYYY-MM-DD dates; empty: unbounded.
+struct StatsQuery {
+  std::string from;  // inclusive
+  std::string to;    // exclusive; empty: now
+};
+
+struct StatsReport {
+  int64_t from_ms = 0;
+  int64_t to_ms = 0;
+  // policy::SuppressedTable::ToJson(): {"cells": [...], "totals": [...]}, counts of 1-4 and
+  // the figures that would reveal them suppressed (null).
+  nlohmann::json table = nlohmann::json::object();
+  nlohmann::json ToJson() const;  // {"from", "to", "max_suppressed", "cells", "totals"}
+};
+
+// A retention sweep (R9): bodies past their retention period deleted.
+struct RetentionReport {
+  int records_deleted = 0;  // record bodies (the source's copy, and unredacted deliveries)
+  int views_deleted = 0;    // redacted per-recipient views
+  bool more = false;        // the sweep's bound was reached; run it again
+  nlohmann::json ToJson() const;
+};
+
+// The outcome of a policy reload (SIGHUP). A refused file is not an error of the call: the
+// report says so, and the old policy stays in force.
+struct PolicyReloadReport {
+  bool ok = false;
+  std::string file;
+  std::string version;           // in force after the call
+  std::string previous_version;  // in force before it
+  std::vector<Problem> problems; // "file:line" and the reason, when refused
+  nlohmann::json ToJson() const;
+};
+
 // What the decision step of a push decided for one recipient.
 struct DeliveryDecision {
   std::string decision;              // "permit" | "redact" | "deny"
@@ -143,6 +277,32 @@ struct DeliveryDecision {
   // For "redact" only: the record as this recipient may see it (canonical record JSON with
   // fields removed). It is sealed and stored with the recipient's message.
   std::optional<nlohmann::json> redacted_record;
+  // Set by the policy engine (the placeholder leaves them empty). Merged into the delivery's
+  // audit entry detail: rule ids, lawful basis, consent state, policy version and the JSON
+  // pointers of withheld fields; never values.
+  nlohmann::json audit_detail = nlohmann::json::object();
+  bool override_used = false;  // the safeguarding override lifted a consent block (R2)
+  // Non-empty: the push carries an override that the governing rule does not allow, and the
+  // whole push is refused (403) with this reason.
+  std::string override_refused{};  // (initialised: brace-built decisions may leave it out)
+  int retention_days = 0;  // how long this recipient's copy is kept (R9); 0: no period
+};
+
+}  // namespace safegate
+namespace safegate::policy {
+class Policy;  // policy/policy.h
+}  // namespace safegate::policy
+namespace safegate {
+
+// What the store looks up for the decision step, inside the push's transaction.
+struct DecisionContext {
+  int64_t now_ms = 0;
+  // The latest consent statement for the record's subject (any of its references) and the
+  // push's purpose: "none", "given", "refused" or "withdrawn" (R3).
+  std::string consent = "none";
+  // The policy the whole push is decided with (DeliveryPolicy::Snapshot()), so that a reload
+  // during a push never mixes two policies. Null for policies without one.
+  std::shared_ptr<const policy::Policy> policy;
 };
 
 // The decision step of a push, one recipient at a time: the seam where the policy engine
@@ -154,6 +314,38 @@ class DeliveryPolicy {
   virtual ~DeliveryPolicy() = default;
   virtual DeliveryDecision Decide(const Caller& caller, const PushRequest& request,
                                   const config::Agency& recipient) const = 0;
+
+  // The rest have defaults that keep a policy without them (the placeholder) as it was.
+  //
+  // Checks a push before anything is decided: kInvalidInput with problems (an unknown
+  // purpose, a malformed override).
+  virtual Status CheckPush(const PushRequest& request) const {
+    (void)request;
+    return Status::Ok();
+  }
+  // True when DecideInContext needs the consent state (the store looks it up only then).
+  virtual bool UsesConsent() const { return false; }
+  // The policy a push is decided with; taken once per push.
+  virtual std::shared_ptr<const policy::Policy> Snapshot() const { return nullptr; }
+  // Decide with what the store looked up for this push.
+  virtual DeliveryDecision DecideInContext(const Caller& caller, const PushRequest& request,
+                                           const config::Agency& recipient,
+                                           const DecisionContext& context) const {
+    (void)context;
+    return Decide(caller, request, recipient);
+  }
+  // R9: days the gateway keeps a record body of `kind`; 0: no period (nothing expires).
+  virtual int RetentionDays(record::Kind kind) const {
+    (void)kind;
+    return 0;
+  }
+  // Reloads the policy file (SIGHUP); returns the new version. On failure the old policy
+  // stays in force and the Status names file:line and the reason for every problem.
+  virtual Result<std::string> Reload() const {
+    return Status::Unavailable("no policy file is configured, so there is nothing to reload");
+  }
+  virtual std::string Version() const { return ""; }     // of the policy in force; "" if none
+  virtual std::string PolicyFile() const { return ""; }  // the file Reload reads; "" if none
 };
 
 // The placeholder used until the policy engine lands: recipients of role police, health or
@@ -165,8 +357,16 @@ struct GatewayOptions {
   std::shared_ptr<const config::Config> config;
   std::shared_ptr<const config::Registry> registry;
   const Clock* clock = nullptr;  // not owned; must outlive the Gateway
-  std::shared_ptr<const DeliveryPolicy> policy;  // null: MakePlaceholderDeliveryPolicy()
+  // Null: the policy file config->policy names (MakePolicyDeliveryPolicy, loaded by Open,
+  // which fails naming file:line for a bad file), or MakePlaceholderDeliveryPolicy() when
+  // the configuration names none.
+  std::shared_ptr<const DeliveryPolicy> policy;
 };
+
+// The DeliveryPolicy of the policy engine (policy/): loads `path` (problems name file:line)
+// and decides every delivery with it; Reload() re-reads the same file. In
+// daemon/core/policy_delivery.cc.
+Result<std::shared_ptr<const DeliveryPolicy>> MakePolicyDeliveryPolicy(const std::string& path);
 
 class Gateway {
  public:
@@ -194,6 +394,86 @@ class Gateway {
   // in production, any time in tests).
   virtual void SweepDeadlines(int64_t now_ms, Callback<SweepReport> done) = 0;
 
+  // The verifiable audit log (docs/audit-merkle.md). Audit agencies only (else kForbidden);
+  // each read is audited as audit_queried. Results are API.md's JSON objects, exactly.
+  //
+  // The latest signed tree head; kNotFound before the first head is signed.
+  virtual void GetTreeHead(const Caller& caller, Callback<nlohmann::json> done) {
+    (void)caller;
+    done(Status::Internal("this gateway does not serve tree heads"));
+  }
+  // The inclusion proof of entry `seq` in the tree of `tree_size` entries (0: the latest
+  // signed head's size). kInvalidInput unless 1 <= seq <= tree_size <= entries.
+  virtual void GetInclusionProof(const Caller& caller, int64_t seq, int64_t tree_size,
+                                 Callback<nlohmann::json> done) {
+    (void)caller, (void)seq, (void)tree_size;
+    done(Status::Internal("this gateway does not serve inclusion proofs"));
+  }
+  // The consistency proof between the trees of `first` and `second` entries. kInvalidInput
+  // unless 1 <= first <= second <= entries.
+  virtual void GetConsistencyProof(const Caller& caller, int64_t first, int64_t second,
+                                   Callback<nlohmann::json> done) {
+    (void)caller, (void)first, (void)second;
+    done(Status::Internal("this gateway does not serve consistency proofs"));
+  }
+  // Erasure at the end of retention (docs/audit-log.md, "Erasure"): destroys the key that
+  // seals the audit details of `subject_ref` and unlinks its blind index, then appends a
+  // subject_erased entry. The entries, the chain and the Merkle tree stay verifiable; the
+  // details are gone. `reason` is a slug (a reason code such as retention_expired), stored in
+  // the clear. Audit agencies only (kForbidden); kInvalidInput for a bad reference or reason;
+  // kNotFound when the reference has no live key (never seen, or erased already).
+  virtual void EraseSubject(const Caller& caller, std::string subject_ref, std::string reason,
+                            Callback<ErasureReport> done) {
+    (void)caller, (void)subject_ref, (void)reason;
+    done(Status::Internal("this gateway does not erase subjects"));
+  }
+
+  // Parses the export with the named adapter (on the calling thread), then stores every
+  // record in ONE job, each exactly as Push stores it (idempotency, decisions, deliveries,
+  // audit entries, subject linking), plus one ingest_accepted entry. All or nothing. Errors:
+  // kNotFound (no such format), kInvalidInput (any bad row: every problem, with its position;
+  // bad purpose or recipients), kForbidden (caller may not push), kConflict (a record already
+  // stored with other content). Refusals are audited as request_rejected. Stores other than
+  // SQLite answer kUnavailable.
+  virtual void Ingest(const Caller& caller, IngestRequest request, Callback<IngestOutcome> done);
+  // The active flags on the subject `ref` names, from every linked source the caller may see
+  // (the caller is the source, or was delivered the flag with permit or redact); flags past
+  // review_by are marked overdue. Each owning agency other than the caller gets an
+  // access_notification notice, except on a silent read (a health caller with purpose
+  // scheduled_care). Audited: flags_queried, access_notified. Errors: kForbidden (roles other
+  // than police, health, csc), kBadRequest (not a subject reference), kInvalidInput (purpose).
+  virtual void SubjectFlags(const Caller& caller, std::string ref, std::string purpose,
+                            Callback<FlagsView> done);
+  // GET /v1/mailbox for a FHIR client (Accept: application/fhir+json): as ReadMailbox, but
+  // only the messages that deliver flag records (the only kind with a FHIR form); the others
+  // stay in the mailbox for the canonical view. Audited as mailbox_read, detail view "fhir".
+  virtual void ReadFlagMailbox(const Caller& caller, int limit, std::string after,
+                               Callback<MailboxPage> done);
+
+  // The policy's operations (docs/policy.md, "In the gateway"). Stores other than SQLite
+  // answer kUnavailable.
+  //
+  // POST /v1/consents: `body` is the request's JSON object. Police, health and csc only
+  // (kForbidden); kInvalidInput with every problem. Audited as consent_recorded (subject
+  // reference, purpose and status; never who recorded it or the evidence).
+  virtual void RecordConsent(const Caller& caller, nlohmann::json body,
+                             Callback<ConsentRecord> done);
+  // GET /v1/subjects/{ref}/consents: the statements recorded under `ref`. Police, health and
+  // csc only; kBadRequest when `ref` is not a subject reference. Audited as consents_queried.
+  virtual void ListConsents(const Caller& caller, std::string ref, Callback<ConsentList> done);
+  // GET /v1/stats: deliveries counted by kind, recipient area and decision, small numbers
+  // suppressed (policy/suppression.h). Audit and committee agencies only (kForbidden);
+  // kInvalidInput for a bad from/to. Audited as stats_queried.
+  virtual void QueryStats(const Caller& caller, StatsQuery query, Callback<StatsReport> done);
+  // Deletes bodies past their retention period as of `now_ms`: each deletion audited as
+  // retention_deleted; the audit log is untouched and stays verifiable. A bounded batch per
+  // call (RetentionReport::more says when to call again).
+  virtual void SweepRetention(int64_t now_ms, Callback<RetentionReport> done);
+  // Reloads the policy file (SIGHUP) on the calling thread, then audits the outcome:
+  // policy_reloaded (the new version) or policy_reload_failed (file:line and the reason of
+  // every problem; the old policy stays in force).
+  virtual void ReloadPolicy(Callback<PolicyReloadReport> done);
+
   // Numbers for /metrics; cheap, may be slightly stale.
   struct Stats {
     int64_t audit_entries = 0;
@@ -209,7 +489,18 @@ class Gateway {
   virtual void Shutdown() = 0;
 };
 
-// Offline verification of a data directory's audit chain (safegatectl audit verify --data-dir).
+// Offline verification of a data directory's audit log (safegatectl audit verify --data-dir):
+// the chain, the Merkle tree and every signed tree head, read-only, without the at-rest key
+// (so sealed details are not opened). Signatures are checked with `public_key_base64` when
+// given (an auditor's pinned key), else with the key of <data_dir>/signing.key when this user
+// can read it, else with the public key the database recorded (the report says which key).
 Result<VerifyReport> VerifyAuditChain(const std::string& data_dir);
+Result<VerifyReport> VerifyAuditChain(const std::string& data_dir,
+                                      const std::string& public_key_base64);
+
+// Offline proof bundle (docs/audit-merkle.md, "Proof bundles") for entry `seq` against the
+// latest signed tree head of a data directory (safegatectl audit prove --data-dir): read-only,
+// no key needed. kNotFound when no head covers `seq` yet.
+Result<nlohmann::json> MakeAuditProofBundle(const std::string& data_dir, int64_t seq);
 
 }  // namespace safegate

@@ -65,28 +65,44 @@ json MailboxPage::ToJson() const {
 json AuditPage::ToJson() const {
   json list = json::array();
   for (const AuditEntry& e : entries) {
-    list.push_back({{"seq", e.seq},
-                    {"at", core::FormatTimeMs(e.at_ms)},
-                    {"actor", e.actor},
-                    {"action", e.action},
-                    {"subject", e.subject},
-                    {"record_id", e.record_id},
-                    {"message_id", e.message_id},
-                    {"purpose", e.purpose},
-                    {"decision", e.decision},
-                    {"reasons", e.reasons},
-                    {"detail", e.detail},
-                    {"hash", e.hash}});
+    json item = {{"seq", e.seq},
+                 {"at", core::FormatTimeMs(e.at_ms)},
+                 {"actor", e.actor},
+                 {"action", e.action},
+                 {"subject", e.erased ? json(nullptr) : json(e.subject)},
+                 {"erased", e.erased},
+                 {"record_id", e.record_id},
+                 {"message_id", e.message_id},
+                 {"purpose", e.purpose},
+                 {"decision", e.decision},
+                 {"reasons", e.reasons},
+                 {"detail", e.detail},
+                 {"details_hash", e.details_hash},
+                 {"hash", e.hash}};
+    if (!e.text.empty()) item["text"] = e.text;
+    list.push_back(std::move(item));
   }
   return {{"entries", std::move(list)}, {"next", NullIfEmpty(next)}};
 }
 
 json VerifyReport::ToJson() const {
+  json faults = json::array();
+  for (const HeadFault& f : head_faults) {
+    faults.push_back({{"position", f.position}, {"tree_size", f.tree_size}, {"problem", f.problem}});
+  }
   return {{"ok", ok},
           {"entries", entries},
           {"head", head},
           {"first_bad_seq", ok ? json(nullptr) : json(first_bad_seq)},
-          {"problem", ok ? json(nullptr) : json(problem)}};
+          {"problem", ok ? json(nullptr) : json(problem)},
+          {"tree_size", tree_size},
+          {"root_hash", root_hash},
+          {"heads_checked", heads_checked},
+          {"tree_head", tree_head},
+          {"public_key", NullIfEmpty(public_key)},
+          {"head_faults", std::move(faults)}};
 }
+
+json ErasureReport::ToJson() const { return {{"erased", true}, {"entries", entries}, {"seq", seq}}; }
 
 }  // namespace safegate

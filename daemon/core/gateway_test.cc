@@ -586,7 +586,11 @@ TEST_F(GatewayTest, AuditQueriesFilterAndPage) {
   const AuditEntry& q0 = queried->entries[0];
   EXPECT_EQ(q0.actor, "bradford-audit");
   EXPECT_EQ(q0.subject, std::string("nhs:") + kNhs2);
-  EXPECT_EQ(q0.detail["filter"]["subject"], std::string("nhs:") + kNhs2);
+  // The subject filter is the entry's own sealed subject, never echoed in the clear.
+  EXPECT_FALSE(q0.detail["filter"].contains("subject"));
+  EXPECT_EQ(q0.detail["filter"]["by_subject"], true);
+  EXPECT_EQ(q0.details_hash.size(), 64u);
+  EXPECT_FALSE(q0.erased);
   EXPECT_EQ(q0.detail["returned"], 3);
   auto last = h.Query("bradford-audit", Filter({{"action", "audit_queried"}}));
   EXPECT_EQ(last->entries.back().purpose, "subject_access");

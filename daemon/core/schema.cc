@@ -105,11 +105,190 @@ CREATE TRIGGER audit_agencies_no_delete BEFORE DELETE ON audit_agencies
   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 )sql";
 
+// Version 2: the subject index (docs/subjects.md). Names, dates of birth and postcodes appear
+// only as keyed hashes (dob_key, postcode_key, fingerprint) and sealed (subject_traits.sealed).
+constexpr std::string_view kV2Subjects = R"sql(
+CREATE TABLE subjects(
+  subject_id    TEXT PRIMARY KEY,
+  created_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE subject_index(
+  ref          TEXT PRIMARY KEY,
+  subject_id   TEXT NOT NULL REFERENCES subjects(subject_id),
+  method       TEXT NOT NULL CHECK(method IN ('new', 'exact', 'score', 'held')),
+  linked_at_ms INTEGER NOT NULL,
+  record_id    TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX subject_index_subject ON subject_index(subject_id);
+
+CREATE TABLE record_subjects(
+  record_id  TEXT PRIMARY KEY REFERENCES records(record_id),
+  subject_id TEXT NOT NULL REFERENCES subjects(subject_id)
+) WITHOUT ROWID;
+CREATE INDEX record_subjects_subject ON record_subjects(subject_id);
+
+CREATE TABLE subject_traits(
+  trait_id     INTEGER PRIMARY KEY,
+  subject_id   TEXT NOT NULL REFERENCES subjects(subject_id),
+  fingerprint  BLOB NOT NULL,
+  dob_key      BLOB,
+  postcode_key BLOB,
+  nonce        BLOB NOT NULL,
+  sealed       BLOB NOT NULL,
+  UNIQUE(subject_id, fingerprint)
+);
+CREATE INDEX subject_traits_dob ON subject_traits(dob_key);
+CREATE INDEX subject_traits_postcode ON subject_traits(postcode_key);
+
+CREATE TABLE link_reviews(
+  review_id       TEXT PRIMARY KEY,
+  record_id       TEXT NOT NULL REFERENCES records(record_id),
+  subject_id      TEXT NOT NULL REFERENCES subjects(subject_id),
+  subject_ref     TEXT NOT NULL,
+  reason          TEXT NOT NULL,
+  candidates_json TEXT NOT NULL,
+  created_at_ms   INTEGER NOT NULL,
+  resolved_at_ms  INTEGER,
+  resolution      TEXT
+) WITHOUT ROWID;
+CREATE INDEX link_reviews_open ON link_reviews(created_at_ms) WHERE resolved_at_ms IS NULL;
+)sql";
+
+// Version 3: the sharing policy (docs/policy.md, "In the gateway"). Consent statements, found
+// by the blind index of their subject reference (the reference, who recorded it and the
+// evidence are sealed); retention deadlines and deleted bodies of records and copies.
+constexpr std::string_view kV3Policy = R"sql(
+CREATE TABLE consents(
+  seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+  consent_id     TEXT NOT NULL UNIQUE,
+  subject_key    BLOB NOT NULL,
+  purpose        TEXT NOT NULL,
+  status         TEXT NOT NULL CHECK(status IN ('given', 'refused', 'withdrawn')),
+  recorded_at_ms INTEGER NOT NULL,
+  agency         TEXT NOT NULL,
+  stored_at_ms   INTEGER NOT NULL,
+  nonce          BLOB NOT NULL,
+  sealed         BLOB NOT NULL
+);
+CREATE INDEX consents_subject ON consents(subject_key, purpose);
+
+ALTER TABLE records ADD COLUMN retain_until_ms INTEGER;
+ALTER TABLE records ADD COLUMN body_deleted_at_ms INTEGER;
+ALTER TABLE messages ADD COLUMN retain_until_ms INTEGER;
+ALTER TABLE messages ADD COLUMN body_deleted_at_ms INTEGER;
+CREATE INDEX records_retention ON records(retain_until_ms) WHERE body_deleted_at_ms IS NULL;
+CREATE INDEX messages_retention ON messages(retain_until_ms)
+  WHERE body_deleted_at_ms IS NULL AND view_ciphertext IS NOT NULL;
+CREATE INDEX records_created ON records(created_at_ms);
+)sql";
+
+// Version 4: the audit log's entries carry no identifying details (entry bytes v2: the
+// subject reference is sealed in per-entry details under a per-subject key, and the entry
+// commits to them by hash), the Merkle tree over the entries, and signed tree heads.
+// docs/audit-log.md and docs/audit-merkle.md describe them. Version 1's audit table held
+// subject references in the clear and in its hashed bytes; those entries cannot be rewritten
+// without breaking the chain, so a database with audit entries from before version 4 is
+// refused rather than migrated (no release ever shipped them).
+constexpr std::string_view kV4Precondition = "SELECT count(*) FROM audit";
+constexpr std::string_view kV4Refusal =
+    "its audit log was written in entry format v1 (subject references in the clear), which "
+    "this safegate does not carry forward; keep that database with the safegate that wrote "
+    "it, and start this one on an empty data_dir";
+constexpr std::string_view kV4Audit = R"sql(
+DROP TABLE audit;
+DROP TABLE audit_agencies;
+
+-- One key per subject reference, sealed under the at-rest key. `blind` is the keyed blind
+-- index of the reference (BLAKE2b under the blind-index key), the only way to find the key
+-- from a reference. Erasure sets blind, nonce and sealed_key to NULL: the key is destroyed
+-- and the reference can no longer be linked to the entries sealed under it.
+CREATE TABLE subject_keys(
+  key_id        INTEGER PRIMARY KEY AUTOINCREMENT,
+  blind         BLOB UNIQUE,
+  nonce         BLOB,
+  sealed_key    BLOB,
+  created_at_ms INTEGER NOT NULL,
+  erased_at_ms  INTEGER,
+  erased_seq    INTEGER,
+  CHECK((erased_at_ms IS NULL) = (sealed_key IS NOT NULL)),
+  CHECK(erased_at_ms IS NULL OR (blind IS NULL AND nonce IS NULL))
+);
+
+CREATE TABLE audit(
+  seq        INTEGER PRIMARY KEY,
+  at_ms      INTEGER NOT NULL,
+  actor      TEXT NOT NULL,
+  action     TEXT NOT NULL,
+  key_id     INTEGER REFERENCES subject_keys(key_id),
+  record_id  TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  purpose    TEXT NOT NULL,
+  decision   TEXT NOT NULL,
+  entry      BLOB NOT NULL,
+  hash       BLOB NOT NULL,
+  details    BLOB,
+  CHECK((key_id IS NULL) = (details IS NULL))
+);
+CREATE INDEX audit_key ON audit(key_id, seq) WHERE key_id IS NOT NULL;
+CREATE INDEX audit_actor ON audit(actor, seq);
+CREATE INDEX audit_action ON audit(action, seq);
+CREATE INDEX audit_at ON audit(at_ms, seq);
+
+CREATE TABLE audit_agencies(
+  agency TEXT NOT NULL,
+  seq    INTEGER NOT NULL,
+  PRIMARY KEY(agency, seq)
+) WITHOUT ROWID;
+CREATE INDEX audit_agencies_seq ON audit_agencies(seq);
+
+-- Node (level, idx) is the hash of the complete subtree of leaves [idx*2^level,
+-- (idx+1)*2^level); level 0 holds the leaf hashes. Written in the same transaction as the
+-- entries they hash.
+CREATE TABLE merkle_nodes(
+  level INTEGER NOT NULL,
+  idx   INTEGER NOT NULL,
+  hash  BLOB NOT NULL,
+  PRIMARY KEY(level, idx)
+) WITHOUT ROWID;
+
+-- Signed tree heads in the order they were signed; `position` is how verification reports
+-- them.
+CREATE TABLE tree_heads(
+  position     INTEGER PRIMARY KEY AUTOINCREMENT,
+  tree_size    INTEGER NOT NULL,
+  timestamp_ms INTEGER NOT NULL,
+  root_hash    BLOB NOT NULL,
+  signature    BLOB NOT NULL
+);
+CREATE INDEX tree_heads_size ON tree_heads(tree_size);
+
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_agencies_no_update BEFORE UPDATE ON audit_agencies
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_agencies_no_delete BEFORE DELETE ON audit_agencies
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER merkle_nodes_no_update BEFORE UPDATE ON merkle_nodes
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER merkle_nodes_no_delete BEFORE DELETE ON merkle_nodes
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER tree_heads_no_update BEFORE UPDATE ON tree_heads
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER tree_heads_no_delete BEFORE DELETE ON tree_heads
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
   static const std::vector<Migration> kAll = {
       {1, kV1},
+      {2, kV2Subjects},
+      {3, kV3Policy},
+      {4, kV4Audit, kV4Precondition, kV4Refusal},
   };
   return kAll;
 }
@@ -146,6 +325,26 @@ Status Migrate(Db& db) {
   for (const Migration& m : Migrations()) {
     if (m.version <= *version) continue;
     if (Status s = db.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+    if (!m.precondition.empty()) {
+      Status check = Status::Ok();
+      bool refused = false;
+      {
+        auto stmt = db.PrepareOnce(m.precondition);  // finalised at the end of this block
+        if (!stmt.ok()) {
+          check = stmt.status();
+        } else if (auto row = (*stmt)->Step(); !row.ok()) {
+          check = row.status();
+        } else {
+          refused = *row && (*stmt)->Int(0) != 0;
+        }
+      }
+      if (!check.ok() || refused) {
+        (void)db.Exec("ROLLBACK");
+        if (!check.ok()) return check;
+        return Status::Internal("store: the database cannot be brought to schema version " +
+                                std::to_string(m.version) + ": " + std::string(m.refusal));
+      }
+    }
     Status s = db.Exec(m.sql);
     if (s.ok()) s = db.Exec("PRAGMA user_version=" + std::to_string(m.version));
     if (s.ok()) s = db.Exec("COMMIT");

@@ -18,6 +18,11 @@ namespace safegate::core {
 struct Migration {
   int version;  // 1, 2, 3, ... in order, no gaps
   std::string_view sql;
+  // Optional: a query returning one integer, run before `sql` inside the migration's
+  // transaction; non-zero refuses the migration with `refusal` (data this migration cannot
+  // carry forward).
+  std::string_view precondition = {};
+  std::string_view refusal = {};
 };
 
 // Every migration, oldest first. The last one's version is the current schema version.

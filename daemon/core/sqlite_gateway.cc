@@ -15,13 +15,23 @@
 #include <set>
 #include <utility>
 
+#include "daemon/audit/encoding.h"
+#include "daemon/audit/merkle.h"
+#include "daemon/audit/proof_bundle.h"
+#include "daemon/audit/tree_head.h"
 #include "daemon/core/audit_log.h"
 #include "daemon/core/crypto.h"
+#include "daemon/core/merkle_store.h"
 #include "daemon/core/gateway.h"
 #include "daemon/core/schema.h"
 #include "daemon/core/sqlite.h"
+#include "daemon/core/subject_keys.h"
 #include "daemon/core/time_format.h"
 #include "daemon/core/writer.h"
+#include "daemon/core/ingest.h"         // ingest and the flags view (their own files)
+#include "daemon/core/policy_store.h"   // consents, stats, retention, policy reload
+#include "daemon/core/store_context.h"
+#include "daemon/core/subjects.h"
 #include "record/record.h"
 
 namespace safegate {
@@ -37,6 +47,7 @@ constexpr int kMaxPageLimit = 1000;
 constexpr int kMaxSweepRows = 5000;  // one sweep's bound; the next sweep picks up the rest
 constexpr std::string_view kKeyCheckPlaintext = "safegate at-rest key check v1";
 constexpr std::string_view kKeyCheckAd = "meta:key_check";
+constexpr const char* kSigningKeyFile = "signing.key";
 
 bool IsSlug(std::string_view s, bool allow_underscore, bool allow_dash) {
   if (s.empty() || s.size() > 64) return false;
@@ -143,10 +154,11 @@ class DirLock {
   int fd_;
 };
 
-class SqliteGateway final : public Gateway {
+class SqliteGateway final : public Gateway, private core::StoreContext {
  public:
   SqliteGateway(GatewayOptions options, std::unique_ptr<DirLock> lock, std::unique_ptr<Db> db,
-                std::unique_ptr<AtRestKey> key, std::unique_ptr<Db> reader)
+                std::unique_ptr<AtRestKey> key, std::unique_ptr<audit::SigningKey> signing_key,
+                std::unique_ptr<Db> reader)
       : lock_(std::move(lock)),
         config_(std::move(options.config)),
         registry_(std::move(options.registry)),
@@ -154,7 +166,13 @@ class SqliteGateway final : public Gateway {
         policy_(options.policy ? std::move(options.policy) : MakePlaceholderDeliveryPolicy()),
         db_(std::move(db)),
         key_(std::move(key)),
-        audit_(db_.get()),
+        signing_key_(std::move(signing_key)),
+        subject_keys_(db_.get(), key_.get()),
+        audit_(db_.get(), core::AuditLogOptions{
+                              &subject_keys_, signing_key_.get(),
+                              audit::TreeHeadPolicy{config_->audit.sth_max_entries,
+                                                    config_->audit.sth_interval.count()},
+                              clock_}),
         reader_(std::move(reader)) {}
 
   ~SqliteGateway() override {
@@ -163,6 +181,20 @@ class SqliteGateway final : public Gateway {
 
   Status Start() {
     if (Status s = audit_.Load(); !s.ok()) return s;
+    // Entries committed after the last signed head (the previous run stopped before signing
+    // one) get their head now, before any new work.
+    if (audit_.HeadDueIn()) {
+      if (Status s = db_->Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+      auto signed_head = audit_.SignHeadIfDue(/*force=*/true);
+      Status s = signed_head.ok() ? db_->Exec("COMMIT") : signed_head.status();
+      if (!s.ok()) {
+        db_->ResetAll();
+        (void)db_->Exec("ROLLBACK");
+        return Status::Internal("store: could not sign a tree head over the entries committed "
+                                "since the last one: " + s.detail());
+      }
+    }
+    if (Status s = subjects_.Load(*db_, *key_); !s.ok()) return s;
     writer_ = std::make_unique<core::Writer>(db_.get(), &audit_, config_->store.max_batch);
     writer_->Start();
     return Status::Ok();
@@ -249,6 +281,97 @@ class SqliteGateway final : public Gateway {
                         std::move(done));
   }
 
+  void GetTreeHead(const Caller& caller, Callback<json> done) override {
+    Submit<json>([this, caller](json& out) { return DoGetTreeHead(caller, out); },
+                 [this, caller](const Status& refusal) {
+                   AuditEntry e = RejectionEntry(caller.agency, "tree_head", refusal);
+                   return Append(e);
+                 },
+                 std::move(done));
+  }
+
+  void GetInclusionProof(const Caller& caller, int64_t seq, int64_t tree_size,
+                         Callback<json> done) override {
+    Submit<json>(
+        [this, caller, seq, tree_size](json& out) {
+          return DoGetInclusionProof(caller, seq, tree_size, out);
+        },
+        [this, caller](const Status& refusal) {
+          AuditEntry e = RejectionEntry(caller.agency, "inclusion_proof", refusal);
+          return Append(e);
+        },
+        std::move(done));
+  }
+
+  void GetConsistencyProof(const Caller& caller, int64_t first, int64_t second,
+                           Callback<json> done) override {
+    Submit<json>(
+        [this, caller, first, second](json& out) {
+          return DoGetConsistencyProof(caller, first, second, out);
+        },
+        [this, caller](const Status& refusal) {
+          AuditEntry e = RejectionEntry(caller.agency, "consistency_proof", refusal);
+          return Append(e);
+        },
+        std::move(done));
+  }
+
+  void EraseSubject(const Caller& caller, std::string subject_ref, std::string reason,
+                    Callback<ErasureReport> done) override {
+    // The refusal's entry names no subject: recording a failed erasure under the subject's
+    // key would create a key for a reference that may never have been seen.
+    Submit<ErasureReport>(
+        [this, caller, subject_ref, reason](ErasureReport& out) {
+          return DoEraseSubject(caller, subject_ref, reason, out);
+        },
+        [this, caller](const Status& refusal) {
+          AuditEntry e = RejectionEntry(caller.agency, "erase_subject", refusal);
+          return Append(e);
+        },
+        std::move(done),
+        // The destroyed key's sealed copy may linger in old pages of the write-ahead log;
+        // a truncating checkpoint overwrites them (best effort: readers can hold it back).
+        [this] { (void)db_->Exec("PRAGMA wal_checkpoint(TRUNCATE)"); });
+  }
+
+  // Ingest and the flags view live in ingest.cc and flags.cc, on the StoreContext below.
+  void Ingest(const Caller& caller, IngestRequest request, Callback<IngestOutcome> done) override {
+    auto job = core::PrepareIngest(*this, caller, request);  // parses on this thread
+    Submit<IngestOutcome>(std::move(job.run), std::move(job.on_refused), std::move(done));
+  }
+  void SubjectFlags(const Caller& caller, std::string ref, std::string purpose,
+                    Callback<FlagsView> done) override {
+    auto job = core::PrepareSubjectFlags(*this, caller, std::move(ref), std::move(purpose));
+    Submit<FlagsView>(std::move(job.run), std::move(job.on_refused), std::move(done));
+  }
+  void ReadFlagMailbox(const Caller& caller, int limit, std::string after,
+                       Callback<MailboxPage> done) override {
+    auto job = core::PrepareFlagMailbox(*this, caller, limit, std::move(after));
+    Submit<MailboxPage>(std::move(job.run), std::move(job.on_refused), std::move(done));
+  }
+
+  // The policy's operations live in consents.cc, stats.cc, retention.cc and policy_push.cc.
+  void RecordConsent(const Caller& caller, json body, Callback<ConsentRecord> done) override {
+    auto job = core::PrepareRecordConsent(*this, caller, std::move(body));
+    Submit<ConsentRecord>(std::move(job.run), std::move(job.on_refused), std::move(done));
+  }
+  void ListConsents(const Caller& caller, std::string ref, Callback<ConsentList> done) override {
+    auto job = core::PrepareListConsents(*this, caller, std::move(ref));
+    Submit<ConsentList>(std::move(job.run), std::move(job.on_refused), std::move(done));
+  }
+  void QueryStats(const Caller& caller, StatsQuery query, Callback<StatsReport> done) override {
+    auto job = core::PrepareStats(*this, caller, std::move(query));
+    Submit<StatsReport>(std::move(job.run), std::move(job.on_refused), std::move(done));
+  }
+  void SweepRetention(int64_t now_ms, Callback<RetentionReport> done) override {
+    auto job = core::PrepareRetentionSweep(*this, *policy_, now_ms);
+    Submit<RetentionReport>(std::move(job.run), nullptr, std::move(done));
+  }
+  void ReloadPolicy(Callback<PolicyReloadReport> done) override {
+    auto job = core::PreparePolicyReload(*this, *policy_);  // reads the file on this thread
+    Submit<PolicyReloadReport>(std::move(job.run), nullptr, std::move(done));
+  }
+
   Stats GetStats() override;
 
   void Shutdown() override {
@@ -259,7 +382,7 @@ class SqliteGateway final : public Gateway {
   // Wraps typed work as a writer Job: `run` fills a T that `done` receives after COMMIT.
   template <typename T>
   void Submit(std::function<Status(T&)> run, std::function<Status(const Status&)> on_refused,
-              Callback<T> done) {
+              Callback<T> done, std::function<void()> after_commit = nullptr) {
     auto out = std::make_shared<T>();
     core::Job job;
     job.run = [out, run = std::move(run)] {
@@ -267,6 +390,7 @@ class SqliteGateway final : public Gateway {
       return run(*out);
     };
     job.on_refused = std::move(on_refused);
+    job.after_commit = std::move(after_commit);
     job.done = [out, done = std::move(done)](Status status) {
       if (status.ok()) {
         done(Result<T>(std::move(*out)));
@@ -283,6 +407,27 @@ class SqliteGateway final : public Gateway {
   }
 
   Status Append(AuditEntry& e) { return audit_.Append(e); }
+
+  // core::StoreContext, for ingest.cc, subjects.cc and flags.cc.
+  Db& StoreDb() override { return *db_; }
+  const AtRestKey& StoreKey() override { return *key_; }
+  int64_t StoreNowMs() override { return clock_->NowMs(); }
+  const config::Config& StoreConfig() override { return *config_; }
+  std::shared_ptr<const config::Registry> StoreRegistry() override { return Registry(); }
+  Status StoreAppend(AuditEntry& e) override { return Append(e); }
+  Status StorePush(const Caller& c, const PushRequest& r, PushOutcome& out) override {
+    return DoPush(c, r, out);
+  }
+  Result<std::string> StoreNotice(const std::string& recipient, const std::string& record_id,
+                                  const std::string& purpose, const json& notice,
+                                  int64_t now) override {
+    return InsertNotice(recipient, record_id, purpose, notice, now);
+  }
+  Result<json> StoreUnseal(const std::string& nonce, const std::string& ciphertext,
+                           std::string_view ad) override {
+    return UnsealJson(nonce, ciphertext, ad);
+  }
+  core::SubjectIndex& Subjects() override { return subjects_; }
 
   // A request_rejected entry for a refusal: which operation, the API error code and the
   // reason given to the caller. Reasons name fields and agencies, never personal data: the
@@ -333,6 +478,16 @@ class SqliteGateway final : public Gateway {
   Status DoGetRecord(const Caller& caller, const std::string& record_id, json& out);
   Status DoQueryAudit(const Caller& caller, const AuditFilter& filter, AuditPage& out);
   Status DoVerifyAudit(const Caller& caller, VerifyReport& out);
+  Status DoGetTreeHead(const Caller& caller, json& out);
+  Status DoGetInclusionProof(const Caller& caller, int64_t seq, int64_t tree_size, json& out);
+  Status DoGetConsistencyProof(const Caller& caller, int64_t first, int64_t second, json& out);
+  Status DoEraseSubject(const Caller& caller, const std::string& subject_ref,
+                        const std::string& reason, ErasureReport& out);
+  // An audit_queried entry for a read of the verifiable log (tree head, proofs).
+  Status AuditProofRead(const Caller& caller, json detail);
+  // Opens the sealed details of a stored entry into `e` (subject, text, erased).
+  Status OpenDetails(Stmt& row, int key_col, int details_col, AuditEntry& e,
+                     core::SubjectKeys::Cache& cache);
   Status DoReject(const Rejection& rejection);
   Status DoSweep(int64_t now, SweepReport& out);
   // Puts a notice into `recipient`'s mailbox; returns its message id.
@@ -348,9 +503,12 @@ class SqliteGateway final : public Gateway {
   const std::shared_ptr<const DeliveryPolicy> policy_;
   std::unique_ptr<Db> db_;  // the write connection: the writer thread's alone once started
   std::unique_ptr<AtRestKey> key_;
+  std::unique_ptr<audit::SigningKey> signing_key_;
+  core::SubjectKeys subject_keys_;
   core::AuditLog audit_;
   std::unique_ptr<core::Writer> writer_;
   std::string conflict_record_id_;  // writer thread only: the record a 409 collided with
+  core::SubjectIndex subjects_;     // writer thread only (loaded in Start)
 
   std::mutex stats_mu_;  // guards reader_ and the cache below
   std::unique_ptr<Db> reader_;
@@ -451,6 +609,14 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
     return Status::Invalid(std::move(detail), std::move(problems));
   }
 
+  // The policy's own checks (purpose, override), then what its decisions need: one policy
+  // snapshot for the whole push and the subject's consent state (policy_push.cc).
+  if (Status st = policy_->CheckPush(req); !st.ok()) return st;
+  DecisionContext context;
+  if (Status st = core::PrepareDecisionContext(*this, *policy_, req, now, context); !st.ok()) {
+    return st;
+  }
+
   // Decide, per recipient.
   out = PushOutcome{};
   out.created = true;
@@ -462,7 +628,11 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
   };
   std::vector<Planned> planned;
   for (const config::Agency* agency : recipients) {
-    DeliveryDecision d = policy_->Decide(caller, req, *agency);
+    DeliveryDecision d = policy_->DecideInContext(caller, req, *agency, context);
+    if (!d.override_refused.empty()) {  // R2: an override the rule does not allow: 403
+      return Status(ErrorCode::kForbidden, d.override_refused,
+                    {{"/override", d.override_refused}});
+    }
     if (d.decision != "permit" && d.decision != "redact" && d.decision != "deny") {
       return Status::Internal("policy returned an unknown decision for a recipient");
     }
@@ -540,7 +710,8 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
                      {"source_version", req.record.source.version},
                      {"recipients", req.recipients}};
   if (Status st = Append(accepted); !st.ok()) return st;
-  for (const Delivery& del : out.deliveries) {
+  for (size_t i = 0; i < out.deliveries.size(); ++i) {
+    const Delivery& del = out.deliveries[i];
     AuditEntry e;
     e.at_ms = now;
     e.actor = caller.agency;
@@ -555,9 +726,20 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
     e.reasons = del.reasons;
     e.detail = {{"recipient", del.recipient}};
     if (!del.message_id.empty()) e.detail["deadline"] = core::FormatTimeMs(deadline);
+    core::MergeAuditDetail(e.detail, planned[i].decision);  // rules, basis, withheld fields
     if (Status st = Append(e); !st.ok()) return st;
   }
-  return Status::Ok();
+  // Retention deadlines; the safeguarding override's entry and notice (policy_push.cc).
+  {
+    std::vector<const DeliveryDecision*> decisions;
+    for (const Planned& p : planned) decisions.push_back(&p.decision);
+    if (Status st = core::AfterPushDecisions(*this, *policy_, caller, req, out, decisions, now);
+        !st.ok()) {
+      return st;
+    }
+  }
+  // Which child this is about (daemon/core/subjects.cc): same transaction, own audit entries.
+  return subjects_.Link(*this, caller, req.record, out.record_id, req.purpose, now);
 }
 
 // ---- Mailbox ----------------------------------------------------------------------------
@@ -774,65 +956,79 @@ Status SqliteGateway::DoQueryAudit(const Caller& caller, const AuditFilter& filt
     return Status::Invalid(std::move(detail), std::move(problems));
   }
 
-  std::string sql =
-      "SELECT seq, entry, hash, at_ms, actor, action, subject, record_id, message_id, purpose, "
-      "decision FROM audit WHERE seq > ?1";
-  if (!subject.empty()) sql += " AND subject = ?2";
-  if (!filter.action.empty()) sql += " AND action = ?3";
-  if (filter.from_ms) sql += " AND at_ms >= ?4";
-  if (filter.to_ms) sql += " AND at_ms < ?5";
-  if (!filter.agency.empty())
-    sql += " AND seq IN (SELECT seq FROM audit_agencies WHERE agency = ?6)";
-  sql += " ORDER BY seq LIMIT ?7";
-  auto q = db_->PrepareOnce(sql);
-  if (!q.ok()) return q.status();
-  Stmt& s = **q;
-  s.Bind(1, after_seq);
-  if (!subject.empty()) s.Bind(2, subject);
-  if (!filter.action.empty()) s.Bind(3, filter.action);
-  if (filter.from_ms) s.Bind(4, *filter.from_ms);
-  if (filter.to_ms) s.Bind(5, *filter.to_ms);
-  if (!filter.agency.empty()) s.Bind(6, filter.agency);
-  s.Bind(7, static_cast<int64_t>(filter.limit) + 1);
-  bool more = false;
-  for (;;) {
-    auto row = s.Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
-    if (static_cast<int>(out.entries.size()) == filter.limit) {
-      more = true;
-      break;
-    }
-    // The answer is built from the hashed bytes, not the index columns.
-    auto entry = core::ParseAuditEntry(s.Blob(1));
-    AuditEntry e;
-    if (entry.ok()) {
-      e = std::move(*entry);
-    } else {
-      e.seq = s.Int(0);
-      e.at_ms = s.Int(3);
-      e.actor = s.Text(4);
-      e.action = s.Text(5);
-      e.subject = s.Text(6);
-      e.record_id = s.Text(7);
-      e.message_id = s.Text(8);
-      e.purpose = s.Text(9);
-      e.decision = s.Text(10);
-      e.detail = {{"unreadable", "the stored entry bytes do not parse; run audit verify"}};
-    }
-    e.hash = core::Hex(s.Blob(2));
-    out.entries.push_back(std::move(e));
+  // A subject is found only through the blind index of its reference: the key it maps to
+  // names the entries sealed under it. An erased subject's index is gone, so it finds nothing.
+  std::optional<int64_t> key_id;
+  if (!subject.empty()) {
+    auto found = subject_keys_.Find(subject);
+    if (!found.ok()) return found.status();
+    key_id = *found;
   }
-  if (more) out.next = std::to_string(out.entries.back().seq);
+  core::SubjectKeys::Cache cache;
+  if (subject.empty() || key_id) {
+    std::string sql =
+        "SELECT seq, entry, hash, at_ms, actor, action, record_id, message_id, purpose, "
+        "decision, key_id, details FROM audit WHERE seq > ?1";
+    if (key_id) sql += " AND key_id = ?2";
+    if (!filter.action.empty()) sql += " AND action = ?3";
+    if (filter.from_ms) sql += " AND at_ms >= ?4";
+    if (filter.to_ms) sql += " AND at_ms < ?5";
+    if (!filter.agency.empty())
+      sql += " AND seq IN (SELECT seq FROM audit_agencies WHERE agency = ?6)";
+    sql += " ORDER BY seq LIMIT ?7";
+    auto q = db_->PrepareOnce(sql);
+    if (!q.ok()) return q.status();
+    Stmt& s = **q;
+    s.Bind(1, after_seq);
+    if (key_id) s.Bind(2, *key_id);
+    if (!filter.action.empty()) s.Bind(3, filter.action);
+    if (filter.from_ms) s.Bind(4, *filter.from_ms);
+    if (filter.to_ms) s.Bind(5, *filter.to_ms);
+    if (!filter.agency.empty()) s.Bind(6, filter.agency);
+    s.Bind(7, static_cast<int64_t>(filter.limit) + 1);
+    bool more = false;
+    for (;;) {
+      auto row = s.Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      if (static_cast<int>(out.entries.size()) == filter.limit) {
+        more = true;
+        break;
+      }
+      // The answer is built from the hashed bytes, not the index columns.
+      auto entry = core::ParseAuditEntry(s.Blob(1));
+      AuditEntry e;
+      if (entry.ok()) {
+        e = std::move(*entry);
+        if (Status st = OpenDetails(s, 10, 11, e, cache); !st.ok()) {
+          e.detail["unreadable"] = "the entry's sealed details do not match it; run audit verify";
+        }
+      } else {
+        e.seq = s.Int(0);
+        e.at_ms = s.Int(3);
+        e.actor = s.Text(4);
+        e.action = s.Text(5);
+        e.record_id = s.Text(6);
+        e.message_id = s.Text(7);
+        e.purpose = s.Text(8);
+        e.decision = s.Text(9);
+        e.detail = {{"unreadable", "the stored entry bytes do not parse; run audit verify"}};
+      }
+      e.hash = core::Hex(s.Blob(2));
+      out.entries.push_back(std::move(e));
+    }
+    if (more) out.next = std::to_string(out.entries.back().seq);
+  }
 
+  // The subject filter is not echoed in the clear: it is this entry's own (sealed) subject.
   json echoed = json::object();
-  if (!subject.empty()) echoed["subject"] = subject;
   if (!filter.agency.empty()) echoed["agency"] = filter.agency;
   if (!filter.action.empty()) echoed["action"] = filter.action;
   if (filter.from_ms) echoed["from"] = core::FormatTimeMs(*filter.from_ms);
   if (filter.to_ms) echoed["to"] = core::FormatTimeMs(*filter.to_ms);
   if (!filter.after.empty()) echoed["after"] = filter.after;
   echoed["limit"] = filter.limit;
+  if (!subject.empty()) echoed["by_subject"] = true;
   AuditEntry e;
   e.at_ms = now;
   e.actor = caller.agency;
@@ -845,12 +1041,30 @@ Status SqliteGateway::DoQueryAudit(const Caller& caller, const AuditFilter& filt
   return Append(e);
 }
 
+Status SqliteGateway::OpenDetails(Stmt& row, int key_col, int details_col, AuditEntry& e,
+                                  core::SubjectKeys::Cache& cache) {
+  if (row.IsNull(key_col)) return Status::Ok();
+  auto details = subject_keys_.Open(row.Int(key_col), e.seq, row.Blob(details_col),
+                                    e.details_hash, cache);
+  if (!details.ok()) return details.status();
+  if (!*details) {
+    e.erased = true;
+    return Status::Ok();
+  }
+  e.subject = std::move((*details)->subject);
+  e.text = std::move((*details)->text);
+  return Status::Ok();
+}
+
 Status SqliteGateway::DoVerifyAudit(const Caller& caller, VerifyReport& out) {
   const int64_t now = clock_->NowMs();
   if (caller.role != config::Role::kAudit) {
     return Status::Forbidden("only audit agencies may verify the audit log");
   }
-  auto report = core::VerifyChain(*db_);
+  core::VerifyOptions options;
+  options.public_key = &signing_key_->public_key();
+  options.subject_keys = &subject_keys_;
+  auto report = core::VerifyLog(*db_, options);
   if (!report.ok()) return report.status();
   out = std::move(*report);
   AuditEntry e;  // written after the report was computed, so the report does not include it
@@ -860,6 +1074,141 @@ Status SqliteGateway::DoVerifyAudit(const Caller& caller, VerifyReport& out) {
   e.detail = {{"what", "verify"}, {"ok", out.ok}, {"entries", out.entries}};
   if (!out.ok) e.detail["first_bad_seq"] = out.first_bad_seq;
   return Append(e);
+}
+
+Status SqliteGateway::AuditProofRead(const Caller& caller, json detail) {
+  AuditEntry e;
+  e.at_ms = clock_->NowMs();
+  e.actor = caller.agency;
+  e.action = "audit_queried";
+  e.detail = std::move(detail);
+  return Append(e);
+}
+
+Status SqliteGateway::DoGetTreeHead(const Caller& caller, json& out) {
+  if (caller.role != config::Role::kAudit) {
+    return Status::Forbidden("only audit agencies may read the audit log's tree heads");
+  }
+  const auto& head = audit_.latest_head();
+  if (!head) return Status::NotFound("no tree head has been signed yet: the audit log is empty");
+  out = audit::TreeHeadToJson(*head, signing_key_->public_key());
+  return AuditProofRead(caller, {{"what", "tree_head"}, {"tree_size", head->tree_size}});
+}
+
+Status SqliteGateway::DoGetInclusionProof(const Caller& caller, int64_t seq, int64_t tree_size,
+                                          json& out) {
+  if (caller.role != config::Role::kAudit) {
+    return Status::Forbidden("only audit agencies may read the audit log's proofs");
+  }
+  const int64_t entries = static_cast<int64_t>(audit_.tree_size());
+  if (tree_size == 0) {
+    if (!audit_.latest_head()) {
+      return Status::NotFound("no tree head has been signed yet: name a tree_size");
+    }
+    tree_size = static_cast<int64_t>(audit_.latest_head()->tree_size);
+  }
+  std::vector<Problem> problems;
+  if (tree_size < 1 || tree_size > entries) {
+    problems.push_back({"tree_size", "must be between 1 and the number of entries (" +
+                                         std::to_string(entries) + ")"});
+  }
+  if (seq < 1 || (problems.empty() && seq > tree_size)) {
+    problems.push_back({"seq", "must be between 1 and tree_size (" + std::to_string(tree_size) +
+                                   ")"});
+  }
+  if (!problems.empty()) {
+    std::string detail = DetailOrFirstProblem(problems);
+    return Status::Invalid(std::move(detail), std::move(problems));
+  }
+  auto q = db_->Prepare("SELECT entry FROM audit WHERE seq = ?1");
+  if (!q.ok()) return q.status();
+  (*q)->Bind(1, seq);
+  auto row = (*q)->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return Status::Internal("audit: entry " + std::to_string(seq) + " is missing");
+  const std::string entry = (*q)->Blob(0);
+  (*q)->Reset();
+  const uint64_t index = static_cast<uint64_t>(seq - 1);
+  auto path = audit::InclusionProof(audit_.nodes(), index, static_cast<uint64_t>(tree_size));
+  if (!path.ok()) return path.status();
+  out = audit::InclusionProofToJson(index, static_cast<uint64_t>(tree_size), entry, *path);
+  return AuditProofRead(caller,
+                        {{"what", "inclusion_proof"}, {"seq", seq}, {"tree_size", tree_size}});
+}
+
+Status SqliteGateway::DoGetConsistencyProof(const Caller& caller, int64_t first, int64_t second,
+                                            json& out) {
+  if (caller.role != config::Role::kAudit) {
+    return Status::Forbidden("only audit agencies may read the audit log's proofs");
+  }
+  const int64_t entries = static_cast<int64_t>(audit_.tree_size());
+  std::vector<Problem> problems;
+  if (second < 1 || second > entries) {
+    problems.push_back({"second", "must be between 1 and the number of entries (" +
+                                      std::to_string(entries) + ")"});
+  }
+  if (first < 1 || (problems.empty() && first > second)) {
+    problems.push_back({"first", "must be between 1 and second"});
+  }
+  if (!problems.empty()) {
+    std::string detail = DetailOrFirstProblem(problems);
+    return Status::Invalid(std::move(detail), std::move(problems));
+  }
+  auto path = audit::ConsistencyProof(audit_.nodes(), static_cast<uint64_t>(first),
+                                      static_cast<uint64_t>(second));
+  if (!path.ok()) return path.status();
+  out = audit::ConsistencyProofToJson(static_cast<uint64_t>(first), static_cast<uint64_t>(second),
+                                      *path);
+  return AuditProofRead(caller,
+                        {{"what", "consistency_proof"}, {"first", first}, {"second", second}});
+}
+
+Status SqliteGateway::DoEraseSubject(const Caller& caller, const std::string& subject_ref,
+                                     const std::string& reason, ErasureReport& out) {
+  const int64_t now = clock_->NowMs();
+  if (caller.role != config::Role::kAudit) {
+    return Status::Forbidden("only audit agencies may erase a subject's audit details");
+  }
+  std::vector<Problem> problems;
+  auto ref = record::ParseSubjectRef(subject_ref);
+  if (!ref.ok()) {
+    problems.push_back({"subject", "must be a subject reference: nhs:<10 digits>, "
+                                   "csc:<area>:<id> or police:<force>:<id>"});
+  }
+  if (!IsSlug(reason, true, true)) {
+    problems.push_back({"reason", "must be a reason code: 1-64 of a-z, 0-9, '_' and '-' (such "
+                                  "as retention_expired); free text is not kept"});
+  }
+  if (!problems.empty()) {
+    std::string detail = DetailOrFirstProblem(problems);
+    return Status::Invalid(std::move(detail), std::move(problems));
+  }
+  auto key_id = subject_keys_.Find(ref->ToString());
+  if (!key_id.ok()) return key_id.status();
+  if (!*key_id) {
+    return Status::NotFound("the audit log holds no details under this subject reference (never "
+                            "recorded, or erased already)");
+  }
+  {
+    auto n = db_->Prepare("SELECT count(*) FROM audit WHERE key_id = ?1");
+    if (!n.ok()) return n.status();
+    (*n)->Bind(1, **key_id);
+    auto row = (*n)->Step();
+    if (!row.ok()) return row.status();
+    out.entries = *row ? (*n)->Int(0) : 0;
+    (*n)->Reset();
+  }
+  // The entry names the key it destroys (a number, not the subject) and how many entries it
+  // makes unreadable; the entry itself has no details, or they would be sealed under a key.
+  AuditEntry e;
+  e.at_ms = now;
+  e.actor = caller.agency;
+  e.action = "subject_erased";
+  e.reasons = {reason};
+  e.detail = {{"key", **key_id}, {"entries", out.entries}};
+  if (Status st = Append(e); !st.ok()) return st;
+  out.seq = e.seq;
+  return subject_keys_.Erase(**key_id, now, e.seq);
 }
 
 Status SqliteGateway::DoReject(const Rejection& rejection) {
@@ -1108,6 +1457,68 @@ Status CheckKey(Db& db, const AtRestKey& key, const std::string& key_path) {
   return (*ins)->Run();  // autocommit: durable before the first request is taken
 }
 
+// Records the signing key's public half on first use, and refuses a signing key other than
+// the one this log's heads were signed with (a replaced key would sign heads nobody can tie
+// to the earlier ones).
+Status CheckSigningKey(Db& db, const audit::SigningKey& key, const std::string& key_path) {
+  const std::string pk(reinterpret_cast<const char*>(key.public_key().data()),
+                       key.public_key().size());
+  auto q = db.Prepare("SELECT value FROM meta WHERE key = 'signing_public_key'");
+  if (!q.ok()) return q.status();
+  auto row = (*q)->Step();
+  if (!row.ok()) return row.status();
+  if (*row) {
+    const std::string stored = (*q)->Blob(0);
+    (*q)->Reset();
+    if (stored != pk) {
+      return Status::Internal("signing key file " + key_path +
+                              " is not the key this audit log's tree heads were signed with "
+                              "(public key " + audit::ToBase64(stored) + "); restore that key file");
+    }
+    return Status::Ok();
+  }
+  (*q)->Reset();
+  auto ins = db.Prepare("INSERT INTO meta(key, value) VALUES ('signing_public_key', ?1)");
+  if (!ins.ok()) return ins.status();
+  (*ins)->BindBlob(1, pk);
+  return (*ins)->Run();
+}
+
+// The public key offline verification checks heads with: the data directory's signing key
+// when this user can read it, else the one the database recorded. Empty when neither exists.
+Result<std::optional<audit::PublicKey>> DataDirPublicKey(Db& db, const std::string& data_dir) {
+  const std::string key_path = (std::filesystem::path(data_dir) / kSigningKeyFile).string();
+  if (auto key = audit::SigningKey::Load(key_path); key.ok()) {
+    return std::optional<audit::PublicKey>((*key)->public_key());
+  }
+  auto q = db.PrepareOnce("SELECT value FROM meta WHERE key = 'signing_public_key'");
+  if (!q.ok()) return q.status();
+  auto row = (*q)->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::optional<audit::PublicKey>();
+  const std::string stored = (*q)->Blob(0);
+  audit::PublicKey pk{};
+  if (stored.size() != pk.size()) {
+    return Status::Internal("store: the recorded signing public key is not 32 bytes");
+  }
+  std::copy(stored.begin(), stored.end(), pk.begin());
+  return std::optional<audit::PublicKey>(pk);
+}
+
+// Opens a data directory's database read-only for offline tools.
+Result<std::unique_ptr<Db>> OpenReadOnly(const std::string& data_dir) {
+  const std::string db_path = (std::filesystem::path(data_dir) / "safegate.db").string();
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(db_path, ec)) {
+    return Status::NotFound("no safegate database at " + db_path);
+  }
+  auto db = Db::Open(db_path, Db::Mode::kReadOnly);
+  if (!db.ok()) return db.status();
+  (void)(*db)->Exec("PRAGMA busy_timeout=5000");
+  if (Status s = core::CheckSchemaVersion(**db); !s.ok()) return s;
+  return std::move(*db);
+}
+
 Result<bool> HasKeyCheck(Db& db) {
   auto n = db.QueryInt("SELECT count(*) FROM meta WHERE key = 'key_check'");
   if (!n.ok()) return n.status();
@@ -1122,6 +1533,12 @@ Result<std::unique_ptr<Gateway>> Gateway::Open(GatewayOptions options) {
   const config::Config& cfg = *options.config;
   if (cfg.data_dir.empty()) return Status::Internal("store: data_dir is not set");
   if (Status s = core::InitSodium(); !s.ok()) return s;
+  // The configured policy file; a refused file stops the start with its file:line problems.
+  if (!options.policy && !cfg.policy.empty()) {
+    auto policy = MakePolicyDeliveryPolicy(cfg.policy);
+    if (!policy.ok()) return policy.status();
+    options.policy = std::move(*policy);
+  }
 
   const std::string db_path = (std::filesystem::path(cfg.data_dir) / "safegate.db").string();
   const std::string key_path = cfg.store.key_file.empty()
@@ -1150,6 +1567,13 @@ Result<std::unique_ptr<Gateway>> Gateway::Open(GatewayOptions options) {
   if (!key.ok()) return key.status();
   if (Status s = CheckKey(**db, **key, key_path); !s.ok()) return s;
 
+  // The gateway's Ed25519 key, which signs the audit log's tree heads.
+  const std::string signing_key_path =
+      (std::filesystem::path(cfg.data_dir) / kSigningKeyFile).string();
+  auto signing_key = audit::SigningKey::LoadOrCreate(signing_key_path);
+  if (!signing_key.ok()) return signing_key.status();
+  if (Status s = CheckSigningKey(**db, **signing_key, signing_key_path); !s.ok()) return s;
+
   // A second, read-only connection for /metrics, so GetStats never waits for the writer.
   auto reader = Db::Open(db_path, Db::Mode::kReadOnly);
   std::unique_ptr<Db> reader_db;
@@ -1158,26 +1582,81 @@ Result<std::unique_ptr<Gateway>> Gateway::Open(GatewayOptions options) {
     (void)reader_db->Exec("PRAGMA busy_timeout=1000");
   }
 
-  auto gateway = std::make_unique<SqliteGateway>(
-      std::move(options), std::move(*lock), std::move(*db), std::move(*key), std::move(reader_db));
+  auto gateway = std::make_unique<SqliteGateway>(std::move(options), std::move(*lock),
+                                                 std::move(*db), std::move(*key),
+                                                 std::move(*signing_key), std::move(reader_db));
   if (Status s = gateway->Start(); !s.ok()) return s;
   return std::unique_ptr<Gateway>(std::move(gateway));
 }
 
 Result<VerifyReport> VerifyAuditChain(const std::string& data_dir) {
-  const std::string db_path = (std::filesystem::path(data_dir) / "safegate.db").string();
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(db_path, ec)) {
-    return Status::NotFound("no safegate database at " + db_path);
+  return VerifyAuditChain(data_dir, "");
+}
+
+Result<VerifyReport> VerifyAuditChain(const std::string& data_dir,
+                                      const std::string& public_key_base64) {
+  std::optional<audit::PublicKey> pinned;
+  if (!public_key_base64.empty()) {
+    pinned = audit::ParsePublicKey(public_key_base64);
+    if (!pinned) {
+      return Status::Invalid("the public key is not base64 of 32 bytes",
+                             {{"public_key", "must be the gateway's Ed25519 public key, base64"}});
+    }
   }
-  auto db = Db::Open(db_path, Db::Mode::kReadOnly);
+  auto db = OpenReadOnly(data_dir);
   if (!db.ok()) return db.status();
-  (void)(*db)->Exec("PRAGMA busy_timeout=5000");
-  if (Status s = core::CheckSchemaVersion(**db); !s.ok()) return s;
   if (Status s = (*db)->Exec("BEGIN"); !s.ok()) return s;  // one snapshot for the whole walk
-  auto report = core::VerifyChain(**db);
+  std::optional<audit::PublicKey> key = pinned;
+  if (!key) {
+    auto own = DataDirPublicKey(**db, data_dir);
+    if (!own.ok()) {
+      (void)(*db)->Exec("COMMIT");
+      return own.status();
+    }
+    key = *own;
+  }
+  core::VerifyOptions options;
+  if (key) options.public_key = &*key;
+  auto report = core::VerifyLog(**db, options);
   (void)(*db)->Exec("COMMIT");
   return report;
+}
+
+Result<json> MakeAuditProofBundle(const std::string& data_dir, int64_t seq) {
+  auto db = OpenReadOnly(data_dir);
+  if (!db.ok()) return db.status();
+  if (Status s = (*db)->Exec("BEGIN"); !s.ok()) return s;
+  auto finish = [&](Result<json> r) {
+    (*db)->ResetAll();
+    (void)(*db)->Exec("COMMIT");
+    return r;
+  };
+  auto key = DataDirPublicKey(**db, data_dir);
+  if (!key.ok()) return finish(key.status());
+  if (!*key) return finish(Status::NotFound("no tree head has been signed in " + data_dir));
+  auto head = core::ReadLatestTreeHead(**db);
+  if (!head.ok()) return finish(head.status());
+  if (!*head) return finish(Status::NotFound("no tree head has been signed in " + data_dir));
+  if (seq < 1 || static_cast<uint64_t>(seq) > (*head)->head.tree_size) {
+    return finish(Status::NotFound(
+        "entry " + std::to_string(seq) + " is not under the latest signed tree head (tree size " +
+        std::to_string((*head)->head.tree_size) + ")"));
+  }
+  std::string entry;
+  {
+    auto q = (*db)->PrepareOnce("SELECT entry FROM audit WHERE seq = ?1");
+    if (!q.ok()) return finish(q.status());
+    (*q)->Bind(1, seq);
+    auto row = (*q)->Step();
+    if (!row.ok()) return finish(row.status());
+    if (!*row) return finish(Status::Internal("audit: entry " + std::to_string(seq) + " is missing"));
+    entry = (*q)->Blob(0);
+  }
+  core::SqliteNodeStore nodes(db->get());
+  auto bundle = audit::MakeBundle(nodes, std::move(entry), static_cast<uint64_t>(seq - 1),
+                                  (*head)->head, **key);
+  if (!bundle.ok()) return finish(bundle.status());
+  return finish(audit::BundleToJson(*bundle));
 }
 
 }  // namespace safegate

@@ -8,6 +8,8 @@
 
 #include <filesystem>
 
+#include "daemon/audit/merkle.h"
+#include "daemon/audit/tree_head.h"
 #include "daemon/core/crypto.h"
 #include "daemon/core/test_support.h"
 
@@ -24,7 +26,9 @@ class Tamper {
     EXPECT_EQ(sqlite3_open(db_path.c_str(), &db_), SQLITE_OK);
     Exec(
         "DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;"
-        "DROP TRIGGER audit_agencies_no_update; DROP TRIGGER audit_agencies_no_delete;");
+        "DROP TRIGGER audit_agencies_no_update; DROP TRIGGER audit_agencies_no_delete;"
+        "DROP TRIGGER merkle_nodes_no_update; DROP TRIGGER merkle_nodes_no_delete;"
+        "DROP TRIGGER tree_heads_no_update; DROP TRIGGER tree_heads_no_delete;");
   }
   ~Tamper() { sqlite3_close(db_); }
 
@@ -33,6 +37,55 @@ class Tamper {
     EXPECT_EQ(sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK)
         << sql << ": " << (err ? err : "");
     sqlite3_free(err);
+  }
+  int64_t Int(const std::string& sql) {
+    sqlite3_stmt* st = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr), SQLITE_OK) << sql;
+    int64_t out = -1;
+    if (sqlite3_step(st) == SQLITE_ROW) out = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return out;
+  }
+  // Runs `sql` with one blob parameter.
+  void ExecBlob(const std::string& sql, const std::string& blob) {
+    sqlite3_stmt* st = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr), SQLITE_OK) << sql;
+    sqlite3_bind_blob(st, 1, blob.data(), static_cast<int>(blob.size()), SQLITE_TRANSIENT);
+    EXPECT_EQ(sqlite3_step(st), SQLITE_DONE) << sql;
+    sqlite3_finalize(st);
+  }
+  // Rebuilds merkle_nodes from the stored entry bytes, as someone rewriting the log would.
+  void RebuildTree() {
+    Exec("DELETE FROM merkle_nodes");
+    audit::MemoryNodeStore nodes;
+    auto tree = audit::MerkleTree::Open(&nodes, 0);
+    const int64_t n = Int("SELECT max(seq) FROM audit");
+    for (int64_t seq = 1; seq <= n; ++seq) ASSERT_TRUE(tree->AppendEntry(Blob("entry", seq)).ok());
+    for (int level = 0; (n >> level) != 0; ++level) {
+      for (int64_t idx = 0; idx < (n >> level); ++idx) {
+        auto h = nodes.Get(level, static_cast<uint64_t>(idx));
+        ASSERT_TRUE(h.ok());
+        ExecBlob("INSERT INTO merkle_nodes(level, idx, hash) VALUES (" + std::to_string(level) +
+                     ", " + std::to_string(idx) + ", ?)",
+                 std::string(reinterpret_cast<const char*>(h->data()), h->size()));
+      }
+    }
+  }
+  // Appends a tree head signed with `key` (the gateway's own, or another).
+  void AddHead(const audit::SigningKey& key, uint64_t size, const audit::Hash& root) {
+    const audit::SignedTreeHead head = audit::SignTreeHead(key, size, root, 1);
+    sqlite3_stmt* st = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db_,
+                                 "INSERT INTO tree_heads(tree_size, timestamp_ms, root_hash, "
+                                 "signature) VALUES (?, ?, ?, ?)",
+                                 -1, &st, nullptr),
+              SQLITE_OK);
+    sqlite3_bind_int64(st, 1, static_cast<sqlite3_int64>(size));
+    sqlite3_bind_int64(st, 2, 1);
+    sqlite3_bind_blob(st, 3, head.root_hash.data(), 32, SQLITE_TRANSIENT);
+    sqlite3_bind_blob(st, 4, head.signature.data(), 64, SQLITE_TRANSIENT);
+    EXPECT_EQ(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
   }
   std::string Blob(const std::string& column, int64_t seq) {
     sqlite3_stmt* st = nullptr;
@@ -64,6 +117,8 @@ class Tamper {
 class TamperTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    // A head at every commit, so that which head covers which entries is known.
+    src_.config()->audit.sth_max_entries = 1;
     ASSERT_TRUE(src_.Open().ok());
     auto a = src_.Push("wyp", MakePush("wyp", "OCC-1", {"bradford-csc", "bthft"}));  // 1-3
     ASSERT_TRUE(a.ok());
@@ -85,7 +140,7 @@ class TamperTest : public ::testing::Test {
   // A copy of the clean store to tamper with.
   std::unique_ptr<GatewayHarness> Copy() {
     auto copy = std::make_unique<GatewayHarness>();
-    for (const char* name : {"safegate.db", "safegate.db-wal", "store.key"}) {
+    for (const char* name : {"safegate.db", "safegate.db-wal", "store.key", "signing.key"}) {
       const auto from = std::filesystem::path(src_.data_dir()) / name;
       if (!std::filesystem::exists(from)) continue;
       const auto to = std::filesystem::path(copy->data_dir()) / name;
@@ -155,8 +210,87 @@ TEST_F(TamperTest, AlteredEntryWithItsHashRecomputed) {
   }
   const VerifyReport r = Check(*copy);
   EXPECT_FALSE(r.ok);
-  EXPECT_EQ(r.first_bad_seq, 6) << "the next link no longer matches";
-  EXPECT_THAT(r.problem, StartsWith("altered"));
+  EXPECT_EQ(r.first_bad_seq, 5) << "its Merkle leaf no longer matches";
+  EXPECT_THAT(r.problem, StartsWith("merkle mismatch"));
+  EXPECT_THAT(r.problem, HasSubstr("leaf hash (0, 4)"));
+}
+
+// Someone with the file rewrites entry 5 and recomputes every later chain hash and the whole
+// Merkle tree: internally consistent, so only the signed heads can tell. The heads over 1..4
+// still match, the heads from 5 on do not: the change is located at entry 5.
+TEST_F(TamperTest, RewrittenLogIsCaughtByTheSignedHeads) {
+  auto copy = Copy();
+  {
+    Tamper t(copy->db_path());
+    std::string entry = t.Blob("entry", 5);
+    entry.replace(entry.find("message_acked"), 13, "message_ackee");
+    t.SetBlob("entry", 5, entry);
+    t.Exec("UPDATE audit SET action = 'message_ackee' WHERE seq = 5");
+    for (int64_t seq = 5; seq <= kEntries; ++seq) {
+      t.SetBlob("hash", seq, core::Sha256(t.Blob("hash", seq - 1), t.Blob("entry", seq)));
+    }
+    t.RebuildTree();
+  }
+  auto r = VerifyAuditChain(copy->data_dir());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE(r->ok);
+  EXPECT_EQ(r->first_bad_seq, 5);
+  EXPECT_THAT(r->problem, StartsWith("root mismatch"));
+  EXPECT_THAT(r->problem, HasSubstr("among 5..5"));
+  ASSERT_FALSE(r->head_faults.empty());
+  for (const VerifyReport::HeadFault& f : r->head_faults) {
+    EXPECT_GE(f.tree_size, 5) << f.problem;
+    EXPECT_THAT(f.problem, StartsWith("root mismatch"));
+  }
+  // The gateway does not sign on top of a log that no longer matches its last head.
+  Status open = copy->Open();
+  EXPECT_FALSE(open.ok());
+  EXPECT_THAT(open.detail(), HasSubstr("does not match the Merkle tree's root"));
+}
+
+TEST_F(TamperTest, AlteredMerkleNode) {
+  auto copy = Copy();
+  {
+    Tamper t(copy->db_path());
+    t.Exec("UPDATE merkle_nodes SET hash = zeroblob(32) WHERE level = 1 AND idx = 2");  // 5..6
+  }
+  auto r = VerifyAuditChain(copy->data_dir());
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->first_bad_seq, 6) << "entry 6 completes node (1, 2)";
+  EXPECT_THAT(r->problem, StartsWith("merkle mismatch"));
+  EXPECT_THAT(r->problem, HasSubstr("(1, 2)"));
+}
+
+TEST_F(TamperTest, SealedDetailsMovedOrRelinked) {
+  {
+    auto copy = Copy();
+    {
+      Tamper t(copy->db_path());
+      t.SetBlob("details", 7, t.Blob("details", 6));  // same subject, another entry's details
+    }
+    ASSERT_TRUE(copy->Open().ok());
+    auto r = copy->Verify();
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->first_bad_seq, 7);
+    EXPECT_THAT(r->problem, StartsWith("details mismatch"));
+  }
+  {
+    auto copy = Copy();
+    {
+      Tamper t(copy->db_path());
+      // Entry 7 linked to another subject's key: subject queries would find it under the
+      // wrong child.
+      t.Exec(
+          "INSERT INTO subject_keys(blind, nonce, sealed_key, created_at_ms) "
+          "VALUES (randomblob(32), randomblob(24), randomblob(48), 0);"
+          "UPDATE audit SET key_id = last_insert_rowid() WHERE seq = 7");
+    }
+    ASSERT_TRUE(copy->Open().ok());
+    auto r = copy->Verify();
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->first_bad_seq, 7);
+    EXPECT_THAT(r->problem, StartsWith("details mismatch"));
+  }
 }
 
 TEST_F(TamperTest, UnparseableEntry) {
@@ -212,7 +346,7 @@ TEST_F(TamperTest, SwappedEntries) {
 }
 
 TEST_F(TamperTest, EditedIndexedColumn) {
-  for (const char* column : {"actor", "subject", "record_id", "action", "purpose"}) {
+  for (const char* column : {"actor", "record_id", "action", "purpose", "decision"}) {
     auto copy = Copy();
     {
       Tamper t(copy->db_path());
@@ -255,20 +389,101 @@ TEST_F(TamperTest, EditedAgencyIndex) {
   }
 }
 
-// Known limit of a bare hash chain: cutting entries off the end leaves a shorter valid chain.
-// An external anchor (the signed Merkle tree heads of a later version, or a head recorded
-// by an audit officer) catches it; here the head moves back, which is what to compare.
-TEST_F(TamperTest, TruncationChangesTheHead) {
-  auto copy = Copy();
+// Cutting entries off the end leaves a shorter chain that is valid in itself; the Merkle
+// tree's leaves and the signed heads still count the removed entries.
+TEST_F(TamperTest, TruncationIsDetected) {
   {
+    auto copy = Copy();
+    {
+      Tamper t(copy->db_path());
+      t.Exec("DELETE FROM audit WHERE seq = 10; DELETE FROM audit_agencies WHERE seq = 10;");
+    }
+    auto r = VerifyAuditChain(copy->data_dir());
+    ASSERT_TRUE(r.ok());
+    EXPECT_FALSE(r->ok);
+    EXPECT_EQ(r->entries, kEntries - 1);
+    EXPECT_EQ(r->first_bad_seq, 10);
+    EXPECT_THAT(r->problem, StartsWith("truncated"));
+    Status open = copy->Open();
+    EXPECT_FALSE(open.ok()) << "a gateway must not append over removed entries";
+    EXPECT_THAT(open.detail(), HasSubstr("entries were removed"));
+  }
+  {
+    // The tree's nodes removed too: the signed head over 10 entries remains.
+    auto copy = Copy();
+    {
+      Tamper t(copy->db_path());
+      t.Exec(
+          "DELETE FROM audit WHERE seq >= 9; DELETE FROM audit_agencies WHERE seq >= 9;"
+          "DELETE FROM merkle_nodes WHERE (level = 0 AND idx >= 8) OR (level = 1 AND idx >= 4)"
+          " OR (level = 2 AND idx >= 2) OR (level = 3 AND idx >= 1);");
+    }
+    auto r = VerifyAuditChain(copy->data_dir());
+    ASSERT_TRUE(r.ok());
+    EXPECT_FALSE(r->ok);
+    EXPECT_EQ(r->first_bad_seq, 9);
+    EXPECT_THAT(r->problem, StartsWith("truncated"));
+    EXPECT_THAT(r->problem, HasSubstr("were removed"));
+    ASSERT_EQ(r->head_faults.size(), 2u) << "the heads over 9 and over 10 entries";
+    EXPECT_THAT(r->head_faults[1].problem, HasSubstr("entries 9..10 were removed"));
+    EXPECT_FALSE(copy->Open().ok());
+  }
+}
+
+// Two heads for one size with different roots, both validly signed: the gateway signed two
+// different logs. Each head is reported by its position.
+TEST_F(TamperTest, TwoSignedHeadsOfOneSizeWithDifferentRoots) {
+  auto copy = Copy();
+  int64_t forged = 0;
+  int64_t genuine = 0;
+  {
+    auto key = audit::SigningKey::Load(copy->data_dir() + "/signing.key");
+    ASSERT_TRUE(key.ok());
     Tamper t(copy->db_path());
-    t.Exec("DELETE FROM audit WHERE seq = 10; DELETE FROM audit_agencies WHERE seq = 10;");
+    genuine = t.Int("SELECT position FROM tree_heads WHERE tree_size = 6");
+    ASSERT_GT(genuine, 0);
+    audit::Hash other{};
+    other.fill(0x42);
+    t.AddHead(**key, 6, other);
+    forged = t.Int("SELECT max(position) FROM tree_heads");
   }
   auto r = VerifyAuditChain(copy->data_dir());
   ASSERT_TRUE(r.ok());
-  EXPECT_TRUE(r->ok);
-  EXPECT_EQ(r->entries, kEntries - 1);
-  EXPECT_NE(r->head, clean_head_);
+  EXPECT_FALSE(r->ok);
+  EXPECT_EQ(r->first_bad_seq, 6);
+  EXPECT_THAT(r->problem, StartsWith("equivocation"));
+  const std::string both =
+      "positions " + std::to_string(genuine) + ", " + std::to_string(forged);
+  EXPECT_THAT(r->problem, HasSubstr(both));
+  EXPECT_THAT(r->problem, HasSubstr("the log's entries match position " + std::to_string(genuine)));
+  ASSERT_EQ(r->head_faults.size(), 2u);
+  EXPECT_EQ(r->head_faults[0].position, genuine);
+  EXPECT_EQ(r->head_faults[1].position, forged);
+  EXPECT_EQ(r->head_faults[1].tree_size, 6);
+  EXPECT_FALSE(copy->Open().ok()) << "the latest head no longer matches the tree";
+}
+
+TEST_F(TamperTest, HeadNotSignedByTheGatewayKey) {
+  auto copy = Copy();
+  int64_t forged = 0;
+  {
+    auto other = audit::SigningKey::FromSeed(std::string(32, '\x07'));
+    ASSERT_TRUE(other.ok());
+    Tamper t(copy->db_path());
+    audit::Hash root{};
+    t.AddHead(**other, 3, root);
+    forged = t.Int("SELECT max(position) FROM tree_heads");
+  }
+  auto r = VerifyAuditChain(copy->data_dir());
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->ok);
+  EXPECT_THAT(r->problem, StartsWith("signature"));
+  ASSERT_EQ(r->head_faults.size(), 1u);
+  EXPECT_EQ(r->head_faults[0].position, forged);
+  // An auditor pinning another key sees every head fail.
+  auto pinned = VerifyAuditChain(copy->data_dir(), "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=");
+  ASSERT_TRUE(pinned.ok());
+  EXPECT_EQ(pinned->head_faults.size(), static_cast<size_t>(pinned->heads_checked));
 }
 
 TEST(VerifyAuditChainTest, MissingDatabase) {

@@ -154,6 +154,29 @@ Result<SweepReport> GatewayHarness::Sweep(int64_t now_ms) {
       [&](Callback<SweepReport> cb) { gw_->SweepDeadlines(now_ms, std::move(cb)); });
 }
 
+Result<nlohmann::json> GatewayHarness::TreeHead(const std::string& agency) {
+  return Await<nlohmann::json>(
+      [&](Callback<nlohmann::json> cb) { gw_->GetTreeHead(CallerFor(agency), std::move(cb)); });
+}
+Result<nlohmann::json> GatewayHarness::Inclusion(int64_t seq, int64_t tree_size,
+                                                 const std::string& agency) {
+  return Await<nlohmann::json>([&](Callback<nlohmann::json> cb) {
+    gw_->GetInclusionProof(CallerFor(agency), seq, tree_size, std::move(cb));
+  });
+}
+Result<nlohmann::json> GatewayHarness::Consistency(int64_t first, int64_t second,
+                                                   const std::string& agency) {
+  return Await<nlohmann::json>([&](Callback<nlohmann::json> cb) {
+    gw_->GetConsistencyProof(CallerFor(agency), first, second, std::move(cb));
+  });
+}
+Result<ErasureReport> GatewayHarness::Erase(const std::string& subject, const std::string& reason,
+                                            const std::string& agency) {
+  return Await<ErasureReport>([&](Callback<ErasureReport> cb) {
+    gw_->EraseSubject(CallerFor(agency), subject, reason, std::move(cb));
+  });
+}
+
 int64_t GatewayHarness::Count(const std::string& table, const std::string& where) {
   sqlite3* db = nullptr;
   int64_t n = -1;

@@ -86,6 +86,14 @@ class GatewayHarness {
   Result<VerifyReport> Verify(const std::string& agency = "bradford-audit");
   Status Reject(Rejection r);
   Result<SweepReport> Sweep(int64_t now_ms);
+  // The verifiable audit log, as an audit agency by default.
+  Result<nlohmann::json> TreeHead(const std::string& agency = "bradford-audit");
+  Result<nlohmann::json> Inclusion(int64_t seq, int64_t tree_size,
+                                   const std::string& agency = "bradford-audit");
+  Result<nlohmann::json> Consistency(int64_t first, int64_t second,
+                                     const std::string& agency = "bradford-audit");
+  Result<ErasureReport> Erase(const std::string& subject, const std::string& reason,
+                              const std::string& agency = "bradford-audit");
 
   // Row count of a table, read through a separate connection.
   int64_t Count(const std::string& table, const std::string& where = "");

@@ -17,7 +17,7 @@ bool IsRefusal(const Status& s) {
 // should not have been given) is still a bug, but it must cost only that job: its savepoint
 // is rolled back like any failure, and the other jobs of the batch are unaffected.
 template <typename F>
-Status Guarded(F&& f) {
+auto Guarded(F&& f) -> decltype(f()) {
   try {
     return f();
   } catch (const std::exception& e) {
@@ -68,8 +68,23 @@ void Writer::Loop() {
     std::vector<Job> batch;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping, and everything queued has been committed
+      auto ready = [this] { return stopping_ || !queue_.empty(); };
+      // Entries waiting for a signed head: sleep no longer than until the head is due.
+      // (HeadDueIn reads the audit log, which only this thread touches.)
+      if (auto due = audit_->HeadDueIn()) {
+        if (!cv_.wait_for(lock, *due, ready)) {
+          lock.unlock();
+          RunBatch(batch);  // no jobs: commits the due head
+          continue;
+        }
+      } else {
+        cv_.wait(lock, ready);
+      }
+      if (queue_.empty()) {  // stopping, and everything queued has been committed
+        lock.unlock();
+        RunBatch(batch, /*final_head=*/true);
+        return;
+      }
       const size_t n = std::min<size_t>(max_batch_, queue_.size());
       batch.reserve(n);
       for (size_t i = 0; i < n; ++i) {
@@ -90,7 +105,8 @@ void Writer::FailBatch(std::vector<Job>& batch, const Status& why) {
   for (Job& job : batch) job.done(why);
 }
 
-void Writer::RunBatch(std::vector<Job>& batch) {
+void Writer::RunBatch(std::vector<Job>& batch, bool final_head) {
+  if (batch.empty() && !audit_->HeadDueIn()) return;  // no work, and no head waiting
   if (Status s = db_->Exec("BEGIN IMMEDIATE"); !s.ok()) {
     FailBatch(batch, s);
     return;
@@ -99,7 +115,7 @@ void Writer::RunBatch(std::vector<Job>& batch) {
   bool changed = false;
   for (size_t i = 0; i < batch.size(); ++i) {
     Job& job = batch[i];
-    const ChainHead saved = audit_->head();
+    const AuditLog::Checkpoint saved = audit_->Save();
     if (Status s = db_->Exec("SAVEPOINT job"); !s.ok()) {
       FailBatch(batch, Status::Internal(s.detail()));
       return;
@@ -130,8 +146,31 @@ void Writer::RunBatch(std::vector<Job>& batch) {
       FailBatch(batch, Status::Internal(s.detail()));
       return;
     }
-    changed = changed || audit_->head().seq != saved.seq || result.ok();
+    changed = changed || audit_->head().seq != saved.chain.seq || result.ok();
     results[i] = std::move(result);
+  }
+
+  // A signed tree head, when one is due, commits with the entries it covers. Failing to sign
+  // costs only the head: its savepoint is rolled back and the entries commit without it.
+  {
+    const AuditLog::Checkpoint saved = audit_->Save();
+    if (Status s = db_->Exec("SAVEPOINT head"); !s.ok()) {
+      FailBatch(batch, Status::Internal(s.detail()));
+      return;
+    }
+    Result<bool> signed_head = Guarded([&]() -> Result<bool> { return audit_->SignHeadIfDue(final_head); });
+    db_->ResetAll();
+    if (!signed_head.ok()) {
+      audit_->Restore(saved);
+      if (Status s = db_->Exec("ROLLBACK TO head"); !s.ok()) {
+        FailBatch(batch, Status::Internal(s.detail()));
+        return;
+      }
+    }
+    if (Status s = db_->Exec("RELEASE head"); !s.ok()) {
+      FailBatch(batch, Status::Internal(s.detail()));
+      return;
+    }
   }
 
   const auto t0 = std::chrono::steady_clock::now();
@@ -148,7 +187,15 @@ void Writer::RunBatch(std::vector<Job>& batch) {
                         std::memory_order_relaxed);
   audit_entries_.store(audit_->head().seq, std::memory_order_relaxed);
   if (changed) generation_.fetch_add(1, std::memory_order_release);
-  for (size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(results[i]));
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (results[i].ok() && batch[i].after_commit) {
+      (void)Guarded([&] {
+        batch[i].after_commit();
+        return Status::Ok();
+      });
+    }
+    batch[i].done(std::move(results[i]));
+  }
 }
 
 }  // namespace safegate::core

@@ -7,6 +7,13 @@
 // it is durable. If COMMIT fails, every job of the batch gets kInternal and the in-memory
 // audit chain head is reloaded from disk.
 //
+// Signed tree heads: before each COMMIT the writer asks the audit log to sign a head if one is
+// due (AuditLog::SignHeadIfDue), in a savepoint of its own inside the batch's transaction, so
+// a head is durable together with the entries it covers. A failure to sign costs only the
+// head (the entries commit; a later batch signs them). While entries wait for a head and no
+// work arrives, the writer wakes when the head falls due and commits it on its own. Shutdown
+// signs a last head over everything committed.
+//
 // Ownership: the Writer does not own the connection or the audit log it is given; both must
 // outlive it, and nothing else may use them while the writer thread runs.
 // Thread-safety: Submit, Shutdown and the counters may be called from any thread.
@@ -38,6 +45,9 @@ struct Job {
   // Called once with the job's final Status: on the writer thread after COMMIT returned, or
   // on the submitting thread (kUnavailable) if the writer is shutting down.
   std::function<void(Status)> done;
+  // Optional. Run on the writer thread right after a COMMIT that made the job's success
+  // durable (outside any transaction), before `done`. Best effort: it cannot fail the job.
+  std::function<void()> after_commit;
 };
 
 class Writer {
@@ -65,7 +75,9 @@ class Writer {
 
  private:
   void Loop();
-  void RunBatch(std::vector<Job>& batch);
+  // Runs `batch` (possibly empty: just a due tree head) in one transaction. `final_head`
+  // signs a head over everything, due or not (at shutdown).
+  void RunBatch(std::vector<Job>& batch, bool final_head = false);
   // Rolls back the whole transaction and reloads in-memory state; every job gets `why`.
   void FailBatch(std::vector<Job>& batch, const Status& why);
 

@@ -109,7 +109,7 @@ TEST(SafegatectlTest, HelpExitsZero) {
   std::string out;
   EXPECT_EQ(Ctl({"--help"}, &out), 0);
   EXPECT_NE(out.find("sandbox up --dir DIR"), std::string::npos) << out;
-  EXPECT_NE(out.find("audit verify --data-dir DIR"), std::string::npos) << out;
+  EXPECT_NE(out.find("audit verify (--data-dir DIR | API)"), std::string::npos) << out;
 }
 
 TEST(SafegatectlTest, UsageErrorsNameWhatWasWrong) {
@@ -129,7 +129,7 @@ TEST(SafegatectlTest, UsageErrorsNameWhatWasWrong) {
       {{"sandbox", "up", "--dir", "x", "--areas", "bradford,bradford"}, "given twice"},
       {{"sandbox", "up", "--dir", "x", "--timeout", "soon"}, "--timeout"},
       {{"sandbox", "down", "--dir", "x", "--areas", "bradford"}, "does not apply"},
-      {{"audit", "verify"}, "--data-dir DIR is required"},
+      {{"audit", "verify"}, "--data-dir DIR (offline) or --url URL (through the API) is required"},
       {{"audit", "erase", "--data-dir", "x"}, "unknown audit action \"erase\""},
   };
   for (const auto& c : cases) {
@@ -165,6 +165,34 @@ TEST(SafegatectlTest, AuditVerifyOfADirectoryWithoutAStoreFails) {
   std::string out;
   EXPECT_EQ(Ctl({"audit", "verify", "--data-dir", tmp.path()}, &out), 2);
   EXPECT_NE(out.find(tmp.path()), std::string::npos) << out;
+}
+
+// `safegatectl policy ...` is policy::PolicyCommand (its own tests are in policy/); here only
+// that it is wired: the shipped policy checks, a bad file is refused with file:line.
+TEST(SafegatectlTest, PolicyCommandsAreWired) {
+  const char* source = std::getenv("SAFEGATE_SOURCE_DIR");
+  if (source == nullptr || *source == '\0') GTEST_SKIP() << "SAFEGATE_SOURCE_DIR is not set";
+  std::string out;
+  EXPECT_EQ(Ctl({"policy", "check", std::string(source) + "/policy/default.toml"}, &out), 0)
+      << out;
+  EXPECT_NE(out.find(": ok: policy"), std::string::npos) << out;
+  TempDir tmp;
+  const std::string bad = tmp.path() + "/bad.toml";
+  std::ofstream(bad) << "[policy]\nname = \"x\"\ncolour = \"blue\"\n";
+  EXPECT_EQ(Ctl({"policy", "check", bad}, &out), 1) << out;
+  EXPECT_NE(out.find(bad + ":3:"), std::string::npos) << out;
+  EXPECT_EQ(Ctl({"policy", "test", std::string(source) + "/policy/tests"}, &out), 0) << out;
+}
+
+TEST(SafegatectlTest, RetentionRunNeedsAStore) {
+  std::string out;
+  EXPECT_EQ(Ctl({"retention", "run"}, &out), 2);
+  EXPECT_NE(out.find("give --config FILE or --data-dir DIR"), std::string::npos) << out;
+  EXPECT_EQ(Ctl({"retention", "sweep"}, &out), 2);
+  EXPECT_NE(out.find("retention: expected run"), std::string::npos) << out;
+  TempDir tmp;
+  EXPECT_EQ(Ctl({"retention", "run", "--data-dir", tmp.path()}, &out), 1);
+  EXPECT_NE(out.find("no safegate store in " + tmp.path()), std::string::npos) << out;
 }
 
 TEST(SandboxTest, AreasAreTheExampleAreas) {

@@ -7,11 +7,18 @@
 #include <string>
 #include <vector>
 
+#include "config/config.h"
 #include "daemon/ctl/sandbox.h"
+#include "daemon/ctl/status.h"
+#include "policy/policy_tool.h"
 #include "record/status.h"
 
 #ifdef SAFEGATE_HAVE_CORE
 #include "daemon/core/gateway.h"
+#include "daemon/ctl/audit_tool.h"
+#include "daemon/ctl/backup.h"
+#include "daemon/ctl/retention.h"
+#include "daemon/core/subjects.h"
 #endif
 
 namespace {
@@ -36,13 +43,61 @@ Usage:
   safegatectl sandbox down --dir DIR [--timeout SECONDS]
       Stop the sandbox's gateways (SIGTERM, then wait), including any restarted by hand with
       `safegated --config DIR/AREA/safegated.toml`.
-  safegatectl audit verify --data-dir DIR
-      Verify the hash chain of a gateway's audit log offline and print a JSON report
-      {"ok", "entries", "head", "first_bad_seq", ...}.
+  safegatectl audit verify (--data-dir DIR | API) [--public-key B64]
+      Verify a gateway's audit log against its latest signed tree head (hash chain, Merkle
+      tree, every signed head) and print a JSON report {"ok", "entries", "head",
+      "first_bad_seq", "tree_head", "head_faults", ...}: offline and read-only from DIR, or
+      through the API. --public-key pins the gateway's published signing key.
+  safegatectl audit prove --seq N --out FILE (--data-dir DIR | API) [--public-key B64]
+      Write an offline-verifiable proof bundle for entry N (the entry, its inclusion proof,
+      the signed tree head and the public key), checked before it is written.
+  safegatectl audit check-proof BUNDLE [--public-key B64]
+      Verify a proof bundle without the gateway. Exit status 1 when it does not verify.
+  safegatectl audit query API --purpose P [--subject REF] [--agency ID] [--action A]
+                          [--from TIME] [--to TIME] [--limit N] [--after CURSOR]
+  safegatectl audit tail API --purpose P [--lines N] [--follow] [--interval SECONDS] [filters]
+      Read the audit log (GET /v1/audit): one page as JSON, or the last N entries as JSON
+      lines and, with --follow, new entries as they are written. Every read states its
+      purpose and is itself an audit entry.
+      API is --url https://HOST:PORT --ca CA.pem --cert AUDIT.pem --key AUDIT.key: an audit
+      agency's certificate (mutual TLS 1.3).
+  safegatectl subjects review --data-dir DIR
+      List the subject links held for review (docs/subjects.md): records that resemble a
+      known child but not enough to be linked, or whose identifiers disagree. JSON
+      {"reviews": [{"review_id", "record_id", "subject", "reason", "candidates": [{"refs",
+      "score", "evidence"}]}], "count"}: references and evidence, never names. Read-only;
+      safe while the gateway runs.
+  safegatectl backup --data-dir DIR --to FILE
+      Copy the store of a gateway's data directory to FILE with SQLite's online backup API,
+      while the gateway runs: one consistent snapshot in one self-contained file (0600),
+      checked (integrity, audit log verified) before it replaces FILE. Prints a JSON report.
+      The keys are NOT in the backup: back up DIR/store.key and DIR/signing.key separately
+      (the backup's record bodies cannot be read without store.key). Run it as the data
+      directory's owner (e.g. `runuser -u safegate -- safegatectl backup ...`).
+  safegatectl restore --from FILE --data-dir DIR
+      Put a backup back: refuses while a gateway runs on DIR (it holds DIR/safegate.lock);
+      verifies the backup's integrity and audit log first (nothing changes if it fails);
+      moves the store it replaces into DIR/pre-restore-<UTC time>/; prints a JSON report
+      naming any key file the gateway will need that is missing from DIR.
+  safegatectl status --admin-url URL [--json] [--timeout SECONDS]
+      A gateway's health, version, uptime, certificate expiry (days left, flagged within the
+      warning window), mailbox backlogs, audit log and store, from its admin listener's
+      /healthz and /metrics (URL: http://HOST:PORT, e.g. http://127.0.0.1:9443). --json
+      prints the same as one JSON object. Exit status 1 when it is unreachable or unhealthy.
+  safegatectl policy check FILE
+  safegatectl policy explain [--policy FILE | --config FILE] --case CASE.json [--json]
+  safegatectl policy test DIR [--policy FILE] [--verbose]
+      Check a sharing policy file (every problem with file:line), decide one case and show
+      every rule that fired, or run table-driven cases (policy/tests/*.toml); see
+      docs/policy.md. Without --policy, explain uses the policy of the gateway --config names.
+  safegatectl retention run (--config FILE | --data-dir DIR [--policy FILE])
+      Delete record bodies and redacted copies past their retention period (R9), each
+      deletion audited; prints a JSON report. The gateway must be stopped (a running gateway
+      sweeps hourly itself). The policy gives periods to bodies stored before one was set.
   safegatectl --help
 
-Exit status: 0 success (audit chain intact), 1 failure (audit chain broken), 2 bad usage or
-unreadable input. --timeout bounds each wait (default 30 seconds).
+Exit status: 0 success (audit chain intact), 1 failure (audit chain broken, backup or
+restore failed or refused), 2 bad usage or unreadable input. --timeout bounds each wait (default 30 seconds).
 )";
 
 struct Args {
@@ -52,7 +107,14 @@ struct Args {
 };
 
 // Options that take a value; anything else starting with "--" is an error.
-const std::vector<std::string> kValueOptions = {"--dir", "--areas", "--timeout", "--data-dir"};
+const std::vector<std::string> kValueOptions = {
+    "--dir",  "--areas", "--timeout", "--data-dir", "--to",      "--from",       "--admin-url",
+    "--config", "--policy",
+    // audit
+    "--seq", "--out", "--url", "--ca", "--cert", "--key", "--purpose", "--public-key",
+    "--subject", "--agency", "--action", "--limit", "--after", "--lines", "--interval"};
+// Options that take no value (recorded as "1").
+const std::vector<std::string> kFlagOptions = {"--json", "--follow"};
 
 std::optional<Args> Parse(int argc, char** argv, std::string* error) {
   Args args;
@@ -69,6 +131,16 @@ std::optional<Args> Parse(int argc, char** argv, std::string* error) {
         name = a.substr(0, eq);
         value = a.substr(eq + 1);
         inline_value = true;
+      }
+      bool is_flag = false;
+      for (const auto& o : kFlagOptions) is_flag = is_flag || o == name;
+      if (is_flag && !inline_value) {
+        if (args.options.count(name)) {
+          *error = "option " + name + " given twice";
+          return std::nullopt;
+        }
+        args.options[name] = "1";
+        continue;
       }
       bool known = false;
       for (const auto& o : kValueOptions) known = known || o == name;
@@ -168,36 +240,201 @@ int Sandbox(const Args& args, const char* program) {
 
 int Audit(const Args& args) {
   const std::string& action = args.words[1];
-  std::string error;
-  if (action != "verify") {
-    return UsageError("unknown audit action \"" + action + "\" (expected verify)");
-  }
-  if (args.words.size() > 2) return UsageError("unexpected argument " + args.words[2]);
-  if (!OnlyOptions(args, {"--data-dir"}, &error)) return UsageError(error);
-  auto dir = args.options.find("--data-dir");
-  if (dir == args.options.end() || dir->second.empty()) {
-    return UsageError("audit verify: --data-dir DIR is required");
-  }
 #ifdef SAFEGATE_HAVE_CORE
-  safegate::Result<safegate::VerifyReport> report = safegate::VerifyAuditChain(dir->second);
-  if (!report.ok()) {
-    std::cerr << "safegatectl audit verify: " << dir->second << ": " << report.status().ToString()
-              << "\n";
-    return kExitUsage;
-  }
-  std::cout << report->ToJson().dump(2) << "\n";
-  return report->ok ? kExitOk : kExitFailed;
+  return safegate::ctl::AuditCommand(
+      action, args.options, std::vector<std::string>(args.words.begin() + 2, args.words.end()),
+      std::cout, std::cerr);
 #else
-  std::cerr << "safegatectl audit verify: this safegatectl was built without the store "
-               "(safegate_core), so it cannot read "
-            << dir->second << "\n";
+  std::cerr << "safegatectl audit " << action
+            << ": this safegatectl was built without the store (safegate_core)\n";
   return kExitUsage;
 #endif
 }
 
+int GatewayStatusCommand(const Args& args) {
+  if (args.words.size() > 1) return UsageError("unexpected argument " + args.words[1]);
+  for (const auto& [name, value] : args.options) {
+    if (name != "--admin-url" && name != "--json" && name != "--timeout") {
+      return UsageError("option " + name + " does not apply to `status`");
+    }
+  }
+  auto url = args.options.find("--admin-url");
+  if (url == args.options.end() || url->second.empty()) {
+    return UsageError(
+        "status: --admin-url URL is required (the gateway's [admin] listener, "
+        "e.g. http://127.0.0.1:9443)");
+  }
+  std::chrono::milliseconds timeout{10'000};
+  if (auto t = args.options.find("--timeout"); t != args.options.end()) {
+    char* end = nullptr;
+    long seconds = std::strtol(t->second.c_str(), &end, 10);
+    if (end == t->second.c_str() || *end != '\0' || seconds <= 0 || seconds > 3600) {
+      return UsageError("--timeout: \"" + t->second + "\" is not a number of seconds in 1..3600");
+    }
+    timeout = std::chrono::seconds(seconds);
+  }
+  auto status = safegate::ctl::GetGatewayStatus(url->second, timeout);
+  if (!status.ok()) {
+    std::cerr << "safegatectl status: " << status.status().ToString() << "\n";
+    return status.status().code() == safegate::ErrorCode::kInvalidInput ? kExitUsage : kExitFailed;
+  }
+  if (args.options.count("--json")) {
+    std::cout << status->ToJson().dump(2) << "\n";
+  } else {
+    std::cout << safegate::ctl::RenderStatus(*status);
+  }
+  return status->healthy ? kExitOk : kExitFailed;
+}
+
+#ifdef SAFEGATE_HAVE_CORE
+// backup / restore. Their words go to stderr, the JSON report to stdout.
+int BackupOrRestore(const Args& args) {
+  const std::string& command = args.words[0];
+  std::string error;
+  if (args.words.size() > 1) return UsageError("unexpected argument " + args.words[1]);
+  const bool backup = command == "backup";
+  const std::vector<std::string> allowed = {"--data-dir", backup ? "--to" : "--from"};
+  for (const auto& [name, value] : args.options) {
+    bool ok = false;
+    for (const auto& a : allowed) ok = ok || a == name;
+    if (!ok) return UsageError("option " + name + " does not apply to `" + command + "`");
+  }
+  for (const auto& name : allowed) {
+    auto it = args.options.find(name);
+    if (it == args.options.end() || it->second.empty()) {
+      return UsageError(command + ": " + name + (name == "--data-dir" ? " DIR" : " FILE") +
+                        " is required");
+    }
+  }
+  const std::string& dir = args.options.at("--data-dir");
+  if (backup) {
+    auto report = safegate::ctl::BackupStore(dir, args.options.at("--to"));
+    if (!report.ok()) {
+      std::cerr << "safegatectl backup: " << report.status().ToString() << "\n";
+      return report.status().code() == safegate::ErrorCode::kInvalidInput ? kExitUsage
+                                                                          : kExitFailed;
+    }
+    std::cout << report->ToJson().dump(2) << "\n";
+    if (!report->audit.ok) {
+      std::cerr << "safegatectl backup: written to " << report->file
+                << ", but its audit log does not verify (see \"audit\" above): the store "
+                   "itself is damaged\n";
+      return kExitFailed;
+    }
+    std::cerr << "safegatectl backup: " << report->file << " written (" << report->bytes
+              << " bytes, audit log of " << report->audit.entries
+              << " entries verified). The keys are not in it: back up " << report->key_files
+              << " separately.\n";
+    return kExitOk;
+  }
+  auto report = safegate::ctl::RestoreStore(args.options.at("--from"), dir);
+  if (!report.ok()) {
+    std::cerr << "safegatectl restore: " << report.status().ToString() << "\n";
+    return kExitFailed;
+  }
+  std::cout << report->ToJson().dump(2) << "\n";
+  std::cerr << "safegatectl restore: " << report->restored_from << " restored into "
+            << report->data_dir << " (audit log of " << report->audit.entries
+            << " entries verified)";
+  if (!report->previous_store.empty()) {
+    std::cerr << "; the store it replaced is in " << report->previous_store;
+  }
+  std::cerr << ".\n";
+  for (const auto& key : report->missing_keys) {
+    std::cerr << "safegatectl restore: " << key
+              << " is missing: put the key file that belongs with this store back (mode 0600) "
+                 "before starting the gateway\n";
+  }
+  return kExitOk;
+}
+#endif
+
+// `safegatectl policy ...`: everything after "policy" goes to policy::PolicyCommand, except
+// `--config FILE`, whose policy file is explain's default.
+int PolicyTool(int argc, char** argv) {
+  std::vector<std::string> args;
+  std::optional<std::string> default_policy;
+  for (int i = 2; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--config" || a.rfind("--config=", 0) == 0) {
+      std::string file = a == "--config" ? (i + 1 < argc ? argv[++i] : "") : a.substr(9);
+      if (file.empty()) return UsageError("option --config needs a value");
+      try {
+        default_policy = safegate::config::LoadConfig(file).policy;
+      } catch (const std::exception& e) {
+        std::cerr << "safegatectl policy: " << e.what() << "\n";
+        return kExitUsage;
+      }
+      if (default_policy->empty()) {
+        return UsageError("policy: " + file + " names no policy file (key `policy`)");
+      }
+      continue;
+    }
+    args.push_back(a);
+  }
+  return safegate::policy::PolicyCommand(args, std::cout, std::cerr, default_policy);
+}
+
+#ifdef SAFEGATE_HAVE_CORE
+// `safegatectl subjects review --data-dir DIR`: the held links, offline (read-only).
+int SubjectsReview(const Args& args) {
+  if (args.words.size() < 2 || args.words[1] != "review") {
+    return UsageError("subjects: expected review");
+  }
+  if (args.words.size() > 2) return UsageError("unexpected argument " + args.words[2]);
+  std::string error;
+  if (!OnlyOptions(args, {"--data-dir"}, &error)) return UsageError(error);
+  auto dir = args.options.find("--data-dir");
+  if (dir == args.options.end() || dir->second.empty()) {
+    return UsageError("subjects review: --data-dir DIR is required");
+  }
+  auto reviews = safegate::core::ListLinkReviews(dir->second);
+  if (!reviews.ok()) {
+    std::cerr << "safegatectl subjects review: " << dir->second << ": "
+              << reviews.status().ToString() << "\n";
+    return kExitUsage;
+  }
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& r : *reviews) list.push_back(r.ToJson());
+  std::cout << nlohmann::json({{"reviews", list}, {"count", reviews->size()}}).dump(2) << "\n";
+  return kExitOk;
+}
+
+int Retention(const Args& args) {
+  if (args.words.size() < 2 || args.words[1] != "run") {
+    return UsageError("retention: expected run");
+  }
+  if (args.words.size() > 2) return UsageError("unexpected argument " + args.words[2]);
+  std::string error;
+  if (!OnlyOptions(args, {"--config", "--data-dir", "--policy"}, &error)) return UsageError(error);
+  safegate::ctl::RetentionOptions options;
+  if (auto it = args.options.find("--config"); it != args.options.end()) options.config = it->second;
+  if (auto it = args.options.find("--data-dir"); it != args.options.end()) {
+    options.data_dir = it->second;
+  }
+  if (auto it = args.options.find("--policy"); it != args.options.end()) options.policy = it->second;
+  if (options.config.empty() == options.data_dir.empty()) {
+    return UsageError("retention run: give --config FILE or --data-dir DIR (not both)");
+  }
+  auto report = safegate::ctl::RunRetention(options);
+  if (!report.ok()) {
+    std::cerr << "safegatectl retention run: " << report.status().ToString() << "\n";
+    for (const auto& p : report.status().problems()) {
+      std::cerr << "  " << p.where << ": " << p.what << "\n";
+    }
+    return report.status().code() == safegate::ErrorCode::kInvalidInput ? kExitUsage
+                                                                          : kExitFailed;
+  }
+  std::cout << report->ToJson().dump(2) << "\n";
+  return kExitOk;
+}
+#endif
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The policy commands have options of their own (policy/policy_tool.h).
+  if (argc >= 2 && std::string(argv[1]) == "policy") return PolicyTool(argc, argv);
   std::string error;
   std::optional<Args> args = Parse(argc, argv, &error);
   if (!args) return UsageError(error);
@@ -210,12 +447,43 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   const std::string& command = args->words[0];
+  if (command == "status") return GatewayStatusCommand(*args);
+  if (command == "retention") {
+#ifdef SAFEGATE_HAVE_CORE
+    return Retention(*args);
+#else
+    std::cerr << "safegatectl retention: this safegatectl was built without the store "
+                 "(safegate_core)\n";
+    return kExitUsage;
+#endif
+  }
+  if (command == "backup" || command == "restore") {
+#ifdef SAFEGATE_HAVE_CORE
+    return BackupOrRestore(*args);
+#else
+    std::cerr << "safegatectl " << command
+              << ": this safegatectl was built without the store (safegate_core)\n";
+    return kExitUsage;
+#endif
+  }
+  if (command == "subjects") {
+#ifdef SAFEGATE_HAVE_CORE
+    return SubjectsReview(*args);
+#else
+    std::cerr << "safegatectl subjects: this safegatectl was built without the store "
+                 "(safegate_core)\n";
+    return kExitUsage;
+#endif
+  }
   if (command != "sandbox" && command != "audit") {
-    return UsageError("unknown command \"" + command + "\" (expected sandbox or audit)");
+    return UsageError("unknown command \"" + command +
+                      "\" (expected sandbox, audit, status, backup, restore, policy, "
+                      "retention or subjects)");
   }
   if (args->words.size() < 2) {
     return UsageError(command == "sandbox" ? "sandbox: expected up or down"
-                                           : "audit: expected verify");
+                                           : "audit: expected verify, prove, check-proof, "
+                                             "query or tail");
   }
   return command == "sandbox" ? Sandbox(*args, argv[0]) : Audit(*args);
 }

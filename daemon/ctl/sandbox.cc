@@ -26,6 +26,9 @@
 #ifndef SAFEGATE_BUILD_DAEMON_PATH
 #define SAFEGATE_BUILD_DAEMON_PATH ""
 #endif
+#ifndef SAFEGATE_SOURCE_POLICY
+#define SAFEGATE_SOURCE_POLICY ""
+#endif
 
 namespace safegate::ctl {
 namespace {
@@ -150,8 +153,31 @@ Result<std::string> FindProgram(const char* what, const char* env_var,
                              " or install it. Looked in:" + looked);
 }
 
+// Finds a data file as FindProgram finds a program: the environment variable if set (which
+// must then name a readable file), else the first readable candidate.
+Result<std::string> FindReadableFile(const char* what, const char* env_var,
+                                     const std::vector<fs::path>& candidates) {
+  auto readable = [](const fs::path& p) {
+    std::error_code ec;
+    return fs::is_regular_file(p, ec) && access(p.c_str(), R_OK) == 0;
+  };
+  if (const char* env = std::getenv(env_var); env != nullptr && *env != '\0') {
+    if (readable(env)) return std::string(env);
+    return Status::Invalid(std::string(env_var) + "=" + env + " is not a readable file");
+  }
+  std::string looked;
+  for (const auto& c : candidates) {
+    if (c.empty()) continue;
+    if (readable(c)) return c.lexically_normal().string();
+    looked += "\n  " + c.lexically_normal().string();
+  }
+  return Status::Unavailable(std::string("cannot find ") + what + "; set " + env_var +
+                             " or install it. Looked in:" + looked);
+}
+
 struct AreaRun {
   const AreaSpec* spec = nullptr;
+  fs::path policy;    // the sharing policy the config names (the shipped default)
   fs::path dir;       // DIR/<area>
   fs::path data_dir;  // DIR/<area>/data
   fs::path config;    // DIR/<area>/safegated.toml
@@ -205,6 +231,7 @@ std::string ConfigText(const AreaRun& area, const fs::path& certs) {
       << "area = " << Quote(area.spec->name) << "\n"
       << "data_dir = " << Quote(area.data_dir.string()) << "\n"
       << "registry = " << Quote(area.registry.string()) << "\n"
+      << "policy = " << Quote(area.policy.string()) << "\n"
       << "\n[listen]\naddress = \"127.0.0.1\"\nport = " << area.listen_port << "\n"
       << "\n[admin]\naddress = \"127.0.0.1\"\nport = " << area.admin_port << "\n"
       << "\n[tls]\n"
@@ -426,6 +453,12 @@ Status SandboxUp(const SandboxOptions& options) {
                   {program_dir / "safegated", program_dir / ".." / "sbin" / "safegated",
                    fs::path(SAFEGATE_BUILD_DAEMON_PATH)});
   if (!daemon.ok()) return daemon.status();
+  // The shipped sharing policy (policy/default.toml), found like make-dev-certs.
+  Result<std::string> policy =
+      FindReadableFile("the default policy (policy/default.toml)", "SAFEGATE_POLICY",
+                       {program_dir / ".." / "share" / "safegate" / "policy" / "default.toml",
+                        fs::path(SAFEGATE_SOURCE_POLICY)});
+  if (!policy.ok()) return policy.status();
 
   // Fresh certificates every time: a sandbox never reuses another one's CA.
   const fs::path certs = dir / "certs";
@@ -447,6 +480,7 @@ Status SandboxUp(const SandboxOptions& options) {
   for (const auto& name : *area_names) {
     AreaRun a;
     a.spec = FindArea(name);
+    a.policy = *policy;
     a.dir = dir / name;
     a.data_dir = a.dir / "data";
     a.config = a.dir / "safegated.toml";

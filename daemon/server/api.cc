@@ -1,9 +1,12 @@
 #include "daemon/server/api.h"
 
 #include <array>
+#include <cstdlib>
 #include <set>
 #include <utility>
 
+#include "adapters/fhir/fhir_flag.h"
+#include "adapters/registry.h"
 #include "daemon/server/http_util.h"
 #include "record/record.h"
 
@@ -20,7 +23,15 @@ enum class RouteId {
   kReadMailbox,
   kAckMessage,
   kQueryAudit,
-  kVerifyAudit
+  kVerifyAudit,
+  kTreeHead,
+  kInclusionProof,
+  kConsistencyProof,
+  kRecordConsent,
+  kListConsents,
+  kQueryStats,
+  kIngest,
+  kSubjectFlags
 };
 
 constexpr unsigned RoleBit(Role r) { return 1u << static_cast<unsigned>(r); }
@@ -30,6 +41,7 @@ constexpr unsigned kAnyAgency = RoleBit(Role::kPolice) | RoleBit(Role::kHealth) 
                                 RoleBit(Role::kCsc) | RoleBit(Role::kAudit) |
                                 RoleBit(Role::kCommittee) | RoleBit(Role::kGateway);
 constexpr unsigned kAuditors = RoleBit(Role::kAudit);
+constexpr unsigned kStatsReaders = RoleBit(Role::kAudit) | RoleBit(Role::kCommittee);
 
 // Every request the public listener answers, and who may make it. A segment "{id}" matches
 // any one path segment and is passed to the handler.
@@ -39,13 +51,21 @@ struct Route {
   unsigned roles;
   RouteId id;
 };
-constexpr std::array<Route, 6> kRoutes = {{
+constexpr std::array<Route, 14> kRoutes = {{
     {"POST", "/v1/records", kProducers, RouteId::kPushRecord},
     {"GET", "/v1/records/{id}", kAnyAgency, RouteId::kGetRecord},
     {"GET", "/v1/mailbox", kAnyAgency, RouteId::kReadMailbox},
     {"POST", "/v1/mailbox/{id}/ack", kAnyAgency, RouteId::kAckMessage},
     {"GET", "/v1/audit", kAuditors, RouteId::kQueryAudit},
     {"GET", "/v1/audit/verify", kAuditors, RouteId::kVerifyAudit},
+    {"GET", "/v1/audit/tree-head", kAuditors, RouteId::kTreeHead},
+    {"GET", "/v1/audit/proof/inclusion", kAuditors, RouteId::kInclusionProof},
+    {"GET", "/v1/audit/proof/consistency", kAuditors, RouteId::kConsistencyProof},
+    {"POST", "/v1/consents", kProducers, RouteId::kRecordConsent},
+    {"GET", "/v1/subjects/{id}/consents", kProducers, RouteId::kListConsents},
+    {"GET", "/v1/stats", kStatsReaders, RouteId::kQueryStats},
+    {"POST", "/v1/ingest/{id}", kProducers, RouteId::kIngest},
+    {"GET", "/v1/subjects/{id}/flags", kProducers, RouteId::kSubjectFlags},
 }};
 
 std::vector<std::string_view> SplitTemplate(std::string_view path) {
@@ -114,6 +134,43 @@ Status CheckQueryNames(const std::map<std::string, std::string>& query,
     if (!known) return Status::BadRequest("unknown query parameter '" + name + "'");
   }
   return Status::Ok();
+}
+
+// A header value lower case and without spaces or tabs.
+std::string Squeezed(std::string_view value) {
+  std::string out;
+  for (char c : value) {
+    if (c == ' ' || c == '\t') continue;
+    out += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  }
+  return out;
+}
+
+// The media type of a Content-Type value, without its parameters.
+std::string BareMediaType(std::string_view value) {
+  return Squeezed(value.substr(0, value.find(';')));
+}
+
+// True when the Accept header asks for FHIR JSON ahead of plain JSON (and not with q=0).
+bool WantsFhir(std::string_view accept) {
+  while (!accept.empty()) {
+    const size_t comma = accept.find(',');
+    const std::string range = Squeezed(accept.substr(0, comma));
+    const size_t semi = range.find(';');
+    const std::string type = range.substr(0, semi);
+    bool refused = false;
+    if (const size_t q = range.find(";q=", semi == std::string::npos ? range.size() : semi);
+        q != std::string::npos) {
+      refused = std::strtod(range.c_str() + q + 3, nullptr) <= 0.0;
+    }
+    if (!refused && type == "application/fhir+json") return true;
+    if (!refused && (type == "application/json" || type == "application/*" || type == "*/*")) {
+      return false;
+    }
+    if (comma == std::string_view::npos) break;
+    accept.remove_prefix(comma + 1);
+  }
+  return false;
 }
 
 }  // namespace
@@ -235,8 +292,9 @@ void Api::Dispatch(std::shared_ptr<Call> call) const {
                                     std::string(config::RoleName(call->caller.role)) +
                                     "' may not call " + found->method + " " + found->path));
   }
+  // (An ingest body is an export in its own format: Ingest checks its media type.)
   if (call->request.has_body && call->request.method == "POST" &&
-      !IsJsonMediaType(call->request.content_type)) {
+      found->id != RouteId::kIngest && !IsJsonMediaType(call->request.content_type)) {
     return Reject(std::move(call),
                   Status(ErrorCode::kUnsupportedMediaType,
                          "request body must be Content-Type application/json (UTF-8), not '" +
@@ -255,6 +313,22 @@ void Api::Dispatch(std::shared_ptr<Call> call) const {
       return QueryAudit(std::move(call));
     case RouteId::kVerifyAudit:
       return VerifyAudit(std::move(call));
+    case RouteId::kTreeHead:
+      return TreeHead(std::move(call));
+    case RouteId::kInclusionProof:
+      return InclusionProof(std::move(call));
+    case RouteId::kConsistencyProof:
+      return ConsistencyProof(std::move(call));
+    case RouteId::kRecordConsent:
+      return RecordConsent(std::move(call));
+    case RouteId::kListConsents:
+      return ListConsents(std::move(call));
+    case RouteId::kQueryStats:
+      return QueryStats(std::move(call));
+    case RouteId::kIngest:
+      return Ingest(std::move(call));
+    case RouteId::kSubjectFlags:
+      return SubjectFlags(std::move(call));
   }
 }
 
@@ -373,6 +447,9 @@ void Api::ReadMailbox(std::shared_ptr<Call> call) const {
     }
     after = it->second;
   }
+  if (WantsFhir(call->request.accept)) {
+    return ReadMailboxAsFhir(std::move(call), static_cast<int>(limit), std::move(after));
+  }
   gateway_.ReadMailbox(call->caller, static_cast<int>(limit), std::move(after),
                        Deliver<MailboxPage>(call, [call](const MailboxPage& page) {
                          return JsonReply(200, page.ToJson(), call->route);
@@ -481,6 +558,256 @@ void Api::VerifyAudit(std::shared_ptr<Call> call) const {
   gateway_.VerifyAudit(call->caller, Deliver<VerifyReport>(call, [call](const VerifyReport& r) {
                          return JsonReply(200, r.ToJson(), call->route);
                        }));
+}
+
+// The verifiable audit log (docs/audit-merkle.md): the Gateway answers API.md's objects as
+// they are, and audits each read.
+void Api::TreeHead(std::shared_ptr<Call> call) const {
+  if (Status s = CheckQueryNames(call->target.query, {}); !s.ok()) {
+    return Reject(std::move(call), s);
+  }
+  gateway_.GetTreeHead(call->caller, Deliver<json>(call, [call](const json& head) {
+                         return JsonReply(200, head, call->route);
+                       }));
+}
+
+namespace {
+// A tree size or position in a query: 1 to 2^53 (what a JSON reader keeps exactly).
+constexpr int64_t kMaxTreeSize = int64_t{1} << 53;
+}  // namespace
+
+void Api::InclusionProof(std::shared_ptr<Call> call) const {
+  const auto& q = call->target.query;
+  if (Status s = CheckQueryNames(q, {"seq", "tree_size"}); !s.ok()) {
+    return Reject(std::move(call), s);
+  }
+  auto seq_text = q.find("seq");
+  if (seq_text == q.end()) {
+    return Reject(std::move(call), Status::BadRequest("query parameter 'seq' is required"));
+  }
+  auto seq = ParseIntParam("seq", seq_text->second, 1, kMaxTreeSize);
+  if (!seq.ok()) return Reject(std::move(call), seq.status());
+  int64_t tree_size = 0;  // the latest signed head
+  if (auto it = q.find("tree_size"); it != q.end()) {
+    auto v = ParseIntParam("tree_size", it->second, 1, kMaxTreeSize);
+    if (!v.ok()) return Reject(std::move(call), v.status());
+    tree_size = *v;
+  }
+  gateway_.GetInclusionProof(call->caller, *seq, tree_size,
+                             Deliver<json>(call, [call](const json& proof) {
+                               return JsonReply(200, proof, call->route);
+                             }));
+}
+
+void Api::ConsistencyProof(std::shared_ptr<Call> call) const {
+  const auto& q = call->target.query;
+  if (Status s = CheckQueryNames(q, {"first", "second"}); !s.ok()) {
+    return Reject(std::move(call), s);
+  }
+  int64_t sizes[2] = {0, 0};
+  const char* names[2] = {"first", "second"};
+  for (int i = 0; i < 2; ++i) {
+    auto it = q.find(names[i]);
+    if (it == q.end()) {
+      return Reject(std::move(call), Status::BadRequest(std::string("query parameter '") +
+                                                        names[i] + "' is required"));
+    }
+    auto v = ParseIntParam(names[i], it->second, 1, kMaxTreeSize);
+    if (!v.ok()) return Reject(std::move(call), v.status());
+    sizes[i] = *v;
+  }
+  gateway_.GetConsistencyProof(call->caller, sizes[0], sizes[1],
+                               Deliver<json>(call, [call](const json& proof) {
+                                 return JsonReply(200, proof, call->route);
+                               }));
+}
+
+// POST /v1/consents: the body goes to the Gateway whole, which checks every member (and
+// audits a refusal with its problems).
+void Api::RecordConsent(std::shared_ptr<Call> call) const {
+  if (Status s = CheckQueryNames(call->target.query, {}); !s.ok()) {
+    return Reject(std::move(call), s);
+  }
+  if (!call->request.has_body) {
+    return Reject(std::move(call),
+                  Status::BadRequest("request body is empty; expected a JSON object"));
+  }
+  auto parsed = ParseJsonBody(call->request.body);
+  if (!parsed.ok()) return Reject(std::move(call), parsed.status());
+  gateway_.RecordConsent(call->caller, std::move(parsed).value(),
+                         Deliver<ConsentRecord>(call, [call](const ConsentRecord& c) {
+                           return JsonReply(201, c.ToJson(), call->route);
+                         }));
+}
+
+void Api::ListConsents(std::shared_ptr<Call> call) const {
+  if (Status s = CheckQueryNames(call->target.query, {}); !s.ok()) {
+    return Reject(std::move(call), s);
+  }
+  gateway_.ListConsents(call->caller, call->params.at(0),
+                        Deliver<ConsentList>(call, [call](const ConsentList& list) {
+                          return JsonReply(200, list.ToJson(), call->route);
+                        }));
+}
+
+void Api::QueryStats(std::shared_ptr<Call> call) const {
+  const auto& q = call->target.query;
+  if (Status s = CheckQueryNames(q, {"from", "to"}); !s.ok()) return Reject(std::move(call), s);
+  StatsQuery query;
+  if (auto it = q.find("from"); it != q.end()) query.from = it->second;
+  if (auto it = q.find("to"); it != q.end()) query.to = it->second;
+  gateway_.QueryStats(call->caller, std::move(query),
+                      Deliver<StatsReport>(call, [call](const StatsReport& report) {
+                        return JsonReply(200, report.ToJson(), call->route);
+                      }));
+}
+
+// ---- Ingest, the flags view and the FHIR mailbox (docs/ingest.md, docs/subjects.md) ------
+
+namespace {
+
+// "a,b" -> {"a", "b"}; every item an agency id.
+Result<std::vector<std::string>> RecipientList(std::string_view text) {
+  std::vector<std::string> out;
+  while (true) {
+    const size_t comma = text.find(',');
+    const std::string item(text.substr(0, comma));
+    if (!IsSlug(item)) {
+      return Status::BadRequest(
+          "query parameter 'recipients' must be agency ids separated by commas");
+    }
+    out.push_back(item);
+    if (comma == std::string_view::npos) break;
+    text.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+// A flag delivery as RenderFhirFlagBundle takes it. The view may be redacted, so when it is
+// no longer a whole canonical record, what rendering reads is taken as it is.
+record::Record FlagForRendering(const json& view) {
+  if (auto parsed = record::ParseRecord(view); parsed.ok()) return std::move(parsed).value();
+  record::Record r;
+  r.kind = record::Kind::kFlag;
+  auto text = [](const json& obj, const char* key) {
+    auto it = obj.is_object() ? obj.find(key) : obj.end();
+    return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  const json subject = view.is_object() ? view.value("subject", json::object()) : json::object();
+  if (std::string nhs = text(subject, "nhs_number"); !nhs.empty()) r.subject.nhs_number = nhs;
+  if (auto ids = subject.find("local_ids"); ids != subject.end() && ids->is_array()) {
+    for (const json& id : *ids) r.subject.local_ids.push_back({text(id, "system"), text(id, "value")});
+  }
+  const json source = view.is_object() ? view.value("source", json::object()) : json::object();
+  r.source.agency = text(source, "agency");
+  r.source.system = text(source, "system");
+  r.source.record_id = text(source, "record_id");
+  r.source.recorded_at = text(source, "recorded_at");
+  if (auto v = source.find("version"); v != source.end() && v->is_number_integer()) {
+    r.source.version = v->get<int64_t>();
+  }
+  if (auto body = view.is_object() ? view.find("body") : view.end();
+      body != view.end() && body->is_object()) {
+    r.body = *body;
+  }
+  return r;
+}
+
+}  // namespace
+
+// POST /v1/ingest/{format}?purpose=P[&recipients=a,b]: the body is the export, in the
+// adapter's media type (or application/octet-stream).
+void Api::Ingest(std::shared_ptr<Call> call) const {
+  const auto& q = call->target.query;
+  if (Status s = CheckQueryNames(q, {"purpose", "recipients"}); !s.ok()) {
+    return Reject(std::move(call), s);
+  }
+  IngestRequest req;
+  req.format = call->params.at(0);
+  // An unknown format goes on to the Gateway, which refuses it (404, listing the formats).
+  if (const adapters::Adapter* adapter = adapters::FindAdapter(req.format)) {
+    const std::string type = BareMediaType(call->request.content_type);
+    if (type != adapter->MediaType() && type != "application/octet-stream") {
+      return Reject(std::move(call),
+                    Status(ErrorCode::kUnsupportedMediaType,
+                           "a " + req.format + " export is sent as Content-Type " +
+                               std::string(adapter->MediaType()) +
+                               " (or application/octet-stream), not '" +
+                               call->request.content_type.substr(0, 100) + "'"));
+    }
+  }
+  auto purpose = q.find("purpose");
+  if (purpose == q.end() || !IsSlug(purpose->second)) {
+    return Reject(std::move(call),
+                  Status::BadRequest("query parameter 'purpose' is required: a purpose id, 1 "
+                                     "to 64 of a-z, 0-9, '-', '_'"));
+  }
+  req.purpose = purpose->second;
+  if (auto it = q.find("recipients"); it != q.end()) {
+    auto list = RecipientList(it->second);
+    if (!list.ok()) return Reject(std::move(call), list.status());
+    req.recipients = std::move(list).value();
+  }
+  // Parsing a large export is CPU work: on the worker, not on a network thread. The body
+  // stays in `call` until Ingest has returned (it parses before returning).
+  auto run = [this, call, req = std::move(req)]() mutable {
+    req.content = call->request.body;
+    gateway_.Ingest(call->caller, std::move(req),
+                    Deliver<IngestOutcome>(call, [call](const IngestOutcome& outcome) {
+                      return JsonReply(outcome.created > 0 ? 201 : 200, outcome.ToJson(),
+                                       call->route);
+                    }));
+  };
+  if (worker_) return worker_(std::move(run));
+  run();
+}
+
+// GET /v1/subjects/{ref}/flags?purpose=P
+void Api::SubjectFlags(std::shared_ptr<Call> call) const {
+  const auto& q = call->target.query;
+  if (Status s = CheckQueryNames(q, {"purpose"}); !s.ok()) return Reject(std::move(call), s);
+  auto purpose = q.find("purpose");
+  if (purpose == q.end() || !IsSlug(purpose->second)) {
+    return Reject(std::move(call),
+                  Status::BadRequest("query parameter 'purpose' is required: a purpose id, 1 "
+                                     "to 64 of a-z, 0-9, '-', '_'"));
+  }
+  // The reference is checked (and a bad one refused and audited) by the Gateway.
+  gateway_.SubjectFlags(call->caller, call->params.at(0), purpose->second,
+                        Deliver<FlagsView>(call, [call](const FlagsView& view) {
+                          return JsonReply(200, view.ToJson(), call->route);
+                        }));
+}
+
+// GET /v1/mailbox with Accept: application/fhir+json: the flag deliveries as a FHIR R4
+// Bundle of UK Core Flags. Each Flag carries the message id (to acknowledge it) as an
+// identifier; the next page is Bundle.link "next".
+void Api::ReadMailboxAsFhir(std::shared_ptr<Call> call, int limit, std::string after) const {
+  gateway_.ReadFlagMailbox(
+      call->caller, limit, std::move(after),
+      Deliver<MailboxPage>(call, [call, limit](const MailboxPage& page) {
+        std::vector<record::Record> records;
+        records.reserve(page.messages.size());
+        for (const MailboxMessage& m : page.messages) records.push_back(FlagForRendering(m.record));
+        json bundle = adapters::RenderFhirFlagBundle(records);
+        json& entries = bundle["entry"];
+        for (size_t i = 0; i < entries.size() && i < page.messages.size(); ++i) {
+          entries[i]["resource"]["identifier"].push_back(
+              {{"system", "https://safegate.invalid/fhir/Id/mailbox-message"},
+               {"value", page.messages[i].message_id}});
+        }
+        json links = json::array(
+            {{{"relation", "self"}, {"url", "/v1/mailbox?limit=" + std::to_string(limit)}}});
+        if (!page.next.empty()) {
+          links.push_back({{"relation", "next"},
+                           {"url", "/v1/mailbox?limit=" + std::to_string(limit) +
+                                       "&after=" + page.next}});
+        }
+        bundle["link"] = std::move(links);
+        ApiReply reply = JsonReply(200, bundle, call->route);
+        reply.content_type = "application/fhir+json";
+        return reply;
+      }));
 }
 
 }  // namespace safegate::server

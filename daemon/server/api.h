@@ -33,6 +33,7 @@ struct ApiRequest {
   std::string content_type;  // "" when absent
   std::string body;
   bool has_body = false;  // a non-empty body was sent
+  std::string accept;     // the Accept header, "" when absent
 };
 
 struct ApiReply {
@@ -41,6 +42,7 @@ struct ApiReply {
   std::string route = "unknown";  // route template for metrics and logs, never the raw path
   std::string allow;              // the Allow header of a 405
   std::string error;              // the API error code, empty on success (for logs)
+  std::string content_type;       // "" means application/json
 };
 
 using Post = std::function<void(std::function<void()>)>;
@@ -71,6 +73,10 @@ class Api {
   // connection layer's logs and metrics when it refuses a request itself).
   static std::string RouteOf(std::string_view target);
 
+  // Where CPU-heavy work goes (parsing an export for POST /v1/ingest), off the network
+  // threads. Unset: it runs on the calling thread. Call before serving.
+  void SetWorker(Post worker) { worker_ = std::move(worker); }
+
   struct Call;  // one request in progress (defined in api.cc)
 
  private:
@@ -81,11 +87,21 @@ class Api {
   void GetRecord(std::shared_ptr<Call> call) const;
   void QueryAudit(std::shared_ptr<Call> call) const;
   void VerifyAudit(std::shared_ptr<Call> call) const;
+  void TreeHead(std::shared_ptr<Call> call) const;  // the verifiable audit log's routes
+  void InclusionProof(std::shared_ptr<Call> call) const;
+  void ConsistencyProof(std::shared_ptr<Call> call) const;
+  void RecordConsent(std::shared_ptr<Call> call) const;  // the policy's routes
+  void ListConsents(std::shared_ptr<Call> call) const;
+  void QueryStats(std::shared_ptr<Call> call) const;
+  void Ingest(std::shared_ptr<Call> call) const;  // ingest and the flags view
+  void SubjectFlags(std::shared_ptr<Call> call) const;
+  void ReadMailboxAsFhir(std::shared_ptr<Call> call, int limit, std::string after) const;
   void Reject(std::shared_ptr<Call> call, const Status& status, int http_status = 0,
               std::string allow = "") const;
 
   Gateway& gateway_;
   const EventLog& log_;
+  Post worker_;
 };
 
 }  // namespace safegate::server

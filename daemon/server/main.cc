@@ -59,9 +59,28 @@ int Load(const std::string& path, bool with_registry, Loaded& out) {
   return kExitConfig;
 }
 
+// The sharing policy the configuration names (none: the placeholder, which the server warns
+// about). A refused file is a configuration error: every problem, with file:line.
+int LoadPolicy(const safegate::config::Config& config,
+               std::shared_ptr<const safegate::DeliveryPolicy>& out) {
+  if (config.policy.empty()) return 0;
+  auto policy = safegate::MakePolicyDeliveryPolicy(config.policy);
+  if (!policy.ok()) {
+    std::fprintf(stderr, "%s: %s\n", config.policy.c_str(), policy.status().detail().c_str());
+    for (const auto& p : policy.status().problems()) {
+      std::fprintf(stderr, "  %s: %s\n", p.where.c_str(), p.what.c_str());
+    }
+    return kExitConfig;
+  }
+  out = std::move(policy).value();
+  return 0;
+}
+
 int CheckConfig(const std::string& path) {
   Loaded loaded;
   if (int rc = Load(path, true, loaded); rc != 0) return rc;
+  std::shared_ptr<const safegate::DeliveryPolicy> policy;
+  if (int rc = LoadPolicy(*loaded.config, policy); rc != 0) return rc;
   if (auto s = safegate::server::CheckTlsFiles(*loaded.config); !s.ok()) {
     std::fprintf(stderr, "%s: %s\n", path.c_str(), s.detail().c_str());
     return kExitConfig;
@@ -80,11 +99,20 @@ int PrintConfig(const std::string& path) {
 int Serve(const std::string& path) {
   Loaded loaded;
   if (int rc = Load(path, true, loaded); rc != 0) return rc;
+  // The TLS files first (an expired certificate, a key others can read): a gateway that
+  // cannot serve should not touch its store.
+  if (auto s = safegate::server::CheckTlsFiles(*loaded.config); !s.ok()) {
+    std::fprintf(stderr, "%s: %s\n", path.c_str(), s.detail().c_str());
+    return kExitConfig;
+  }
+  std::shared_ptr<const safegate::DeliveryPolicy> policy;
+  if (int rc = LoadPolicy(*loaded.config, policy); rc != 0) return rc;
   safegate::SystemClock clock;
   safegate::GatewayOptions options;
   options.config = loaded.config;
   options.registry = loaded.registry;
   options.clock = &clock;
+  options.policy = std::move(policy);  // null: the placeholder
   auto gateway = safegate::Gateway::Open(std::move(options));
   if (!gateway.ok()) {
     std::fprintf(stderr, "%s: cannot open the store in %s: %s\n", path.c_str(),

@@ -1,5 +1,6 @@
 #include "daemon/server/metrics.h"
 
+#include <chrono>
 #include <cstdio>
 
 namespace safegate::server {
@@ -101,10 +102,71 @@ void Metrics::CountSweep(std::string_view result) {
   ++sweeps_[std::string(result)];
 }
 
+void Metrics::SetBuildInfo(std::string version, std::string area, int64_t start_ms) {
+  std::lock_guard lock(mu_);
+  version_ = std::move(version);
+  area_ = std::move(area);
+  start_ms_ = start_ms;
+}
+
+void Metrics::SetCertificates(std::vector<CertificateExpiry> certificates,
+                              int64_t warning_window_ms) {
+  std::lock_guard lock(mu_);
+  certificates_ = std::move(certificates);
+  warning_window_ms_ = warning_window_ms;
+}
+
+void Metrics::SetLatestTreeHead(std::optional<TreeHeadInfo> head) {
+  std::lock_guard lock(mu_);
+  tree_head_ = head;
+}
+
 std::string Metrics::Render(const Gateway::Stats& stats) const {
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  return Render(stats, now_ms);
+}
+
+std::string Metrics::Render(const Gateway::Stats& stats, int64_t now_ms) const {
   std::string out;
   {
     std::lock_guard lock(mu_);
+    if (!version_.empty()) {
+      Header(out, "safegate_build_info", "gauge", "The gateway's version and area (always 1).");
+      out += "safegate_build_info{version=\"" + Escape(version_) + "\",area=\"" + Escape(area_) +
+             "\"} 1\n";
+      Header(out, "safegate_start_time_seconds", "gauge",
+             "When this gateway process started, in seconds since the Unix epoch.");
+      // Whole seconds and milliseconds: %.9g would round a current epoch to tens of seconds.
+      char start[32];
+      std::snprintf(start, sizeof start, "%lld.%03lld", static_cast<long long>(start_ms_ / 1000),
+                    static_cast<long long>(start_ms_ % 1000));
+      out += std::string("safegate_start_time_seconds ") + start + "\n";
+    }
+    if (!certificates_.empty()) {
+      Header(out, "safegate_certificate_expiry_days", "gauge",
+             "Days until each certificate the gateway depends on expires (negative: expired), "
+             "by role (server, ca, agency, peer), name and SHA-256 fingerprint.");
+      for (const auto& c : certificates_) {
+        out += "safegate_certificate_expiry_days{role=\"" + Escape(c.role) + "\",name=\"" +
+               Escape(c.name) + "\",fingerprint=\"" + Escape(c.fingerprint) + "\"} " +
+               Number(DaysLeft(c, now_ms)) + "\n";
+      }
+      Header(out, "safegate_certificate_expiry_warning_days", "gauge",
+             "The [tls] expiry_warning window: certificates expiring within it are logged.");
+      out += "safegate_certificate_expiry_warning_days " +
+             Number(static_cast<double>(warning_window_ms_) / (24.0 * 3600 * 1000)) + "\n";
+    }
+    if (tree_head_) {
+      Header(out, "safegate_audit_tree_head_age_seconds", "gauge",
+             "Age of the latest signed tree head of the audit log.");
+      out += "safegate_audit_tree_head_age_seconds " +
+             Number(static_cast<double>(now_ms - tree_head_->timestamp_ms) / 1000.0) + "\n";
+      Header(out, "safegate_audit_tree_head_size", "gauge",
+             "Entries covered by the latest signed tree head.");
+      out += "safegate_audit_tree_head_size " + std::to_string(tree_head_->tree_size) + "\n";
+    }
     Header(out, "safegate_http_requests_total", "counter",
            "Requests answered on the public listener, by route template and HTTP status.");
     for (const auto& [key, count] : requests_) {

@@ -12,12 +12,14 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "daemon/core/gateway.h"
+#include "daemon/server/cert_expiry.h"
 
 namespace safegate::server {
 
@@ -41,7 +43,22 @@ class Metrics {
   void CountReload(std::string_view result);
   void CountSweep(std::string_view result);
 
-  // The whole exposition, with the store's numbers from `stats`.
+  // What the gateway is: safegate_build_info{version, area} and its start time.
+  void SetBuildInfo(std::string version, std::string area, int64_t start_ms);
+  // The certificates the gateway depends on (cert_expiry.h), re-read at start, on reload and
+  // daily, and the [tls] expiry_warning window.
+  void SetCertificates(std::vector<CertificateExpiry> certificates, int64_t warning_window_ms);
+  // The latest signed tree head of the audit log: when it was signed and its tree size.
+  struct TreeHeadInfo {
+    int64_t timestamp_ms = 0;
+    int64_t tree_size = 0;
+  };
+  void SetLatestTreeHead(std::optional<TreeHeadInfo> head);
+
+  // The whole exposition, with the store's numbers from `stats`; ages (certificate days
+  // left, tree head age) as of `now_ms`.
+  std::string Render(const Gateway::Stats& stats, int64_t now_ms) const;
+  // As above, as of the system clock's now.
   std::string Render(const Gateway::Stats& stats) const;
 
   // Upper bounds (seconds) of the request latency histogram buckets.
@@ -61,6 +78,12 @@ class Metrics {
   std::map<std::string, uint64_t> tls_rejections_;
   std::map<std::string, uint64_t> reloads_;
   std::map<std::string, uint64_t> sweeps_;
+  std::string version_;
+  std::string area_;
+  int64_t start_ms_ = 0;
+  std::vector<CertificateExpiry> certificates_;
+  int64_t warning_window_ms_ = 0;
+  std::optional<TreeHeadInfo> tree_head_;
   std::atomic<int64_t> open_{0};
   std::atomic<uint64_t> refused_{0};
 };

@@ -1,5 +1,6 @@
 #include "daemon/server/notify.h"
 
+#include <cstdint>
 #include <cstdlib>
 
 #ifdef SAFEGATE_HAVE_SYSTEMD
@@ -15,6 +16,16 @@ void Notify(const std::string& state) {
 #else
   (void)state;
 #endif
+}
+
+std::chrono::microseconds WatchdogInterval() {
+#ifdef SAFEGATE_HAVE_SYSTEMD
+  uint64_t usec = 0;
+  if (sd_watchdog_enabled(/*unset_environment=*/0, &usec) > 0 && usec > 0) {
+    return std::chrono::microseconds(usec / 2);
+  }
+#endif
+  return std::chrono::microseconds(0);
 }
 
 }  // namespace safegate::server

@@ -39,10 +39,13 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include "daemon/core/drop_folder.h"
 #include "daemon/server/api.h"
+#include "daemon/server/cert_expiry.h"
 #include "daemon/server/event_log.h"
 #include "daemon/server/metrics.h"
 #include "daemon/server/notify.h"
+#include "daemon/server/store_probe.h"
 #include "daemon/server/tls.h"
 
 namespace safegate::server {
@@ -63,6 +66,12 @@ namespace {
 constexpr std::chrono::seconds kCloseTimeout{2};
 // The admin listener serves a few operators' scrapers, not the agencies.
 constexpr int kMaxAdminConnections = 32;
+// Certificates are re-read and their expiry logged this often (and at start and on reload).
+constexpr std::chrono::hours kCertificateCheckInterval{24};
+#ifndef SAFEGATE_VERSION
+#define SAFEGATE_VERSION "unknown"
+#endif
+constexpr const char* kVersion = SAFEGATE_VERSION;
 constexpr uint32_t kAdminHeaderLimit = 8 * 1024;
 constexpr size_t kReadChunk = 16 * 1024;
 
@@ -155,7 +164,8 @@ class Server::Impl {
         api_(*gateway_, *log_),
         registry_(std::move(registry)),
         ioc_(std::make_unique<asio::io_context>(static_cast<int>(std::max(1u, config_->threads)))),
-        control_(asio::make_strand(*ioc_)) {}
+        control_(asio::make_strand(*ioc_)),
+        probe_(config_->data_dir) {}
 
   ~Impl();
 
@@ -184,8 +194,10 @@ class Server::Impl {
   void Unregister(Connection* c);
   // Renders /metrics on the blocking pool and passes the text to `done` there.
   void RenderMetrics(std::function<void(std::string)> done) {
-    asio::post(blocking_pool_,
-               [this, done = std::move(done)] { done(metrics_.Render(gateway_->GetStats())); });
+    asio::post(blocking_pool_, [this, done = std::move(done)] {
+      metrics_.SetLatestTreeHead(probe_.LatestTreeHead());
+      done(metrics_.Render(gateway_->GetStats(), clock_->NowMs()));
+    });
   }
   void AdminOpened() { admin_open_.fetch_add(1); }
   void AdminClosed() { admin_open_.fetch_sub(1); }
@@ -200,9 +212,18 @@ class Server::Impl {
   void OnAcceptAdmin(error_code ec, tcp::socket socket);
   void WaitForSignal();
   void ScheduleSweep();
+  void SweepRetentionIfDue();  // R9: at most hourly, from the deadline sweep's timer
+  // WATCHDOG=1 to systemd from the event loop, every half of WatchdogSec (when set).
+  void ScheduleWatchdog(std::chrono::microseconds interval);
+  // Re-reads every certificate (server, CA, registry) once a day: metrics and warnings.
+  void ScheduleCertificateCheck();
+  // Reads the certificates of `config_` and `registry`, publishes their expiry to /metrics and
+  // logs those expired or expiring within tls.expiry_warning. Blocking file I/O.
+  void CheckCertificates(const config::Registry* registry);
   void BeginStop();
   void FinishStop();
   void RunThread();
+  Status StartDropFolders();  // from Run(); the watcher stops before the Gateway shuts down
   Status Bind(tcp::acceptor& acceptor, const config::Config::Listener& where, std::string_view key,
               uint16_t* port);
 
@@ -218,6 +239,7 @@ class Server::Impl {
   std::shared_ptr<const config::Registry> registry_;
   std::shared_ptr<ssl::context> ssl_ctx_;
   std::mutex reload_mu_;  // one reload at a time
+  int64_t last_retention_sweep_ms_ = 0;  // control strand only
 
   std::mutex connections_mu_;
   std::unordered_map<Connection*, std::weak_ptr<Connection>> connections_;
@@ -235,10 +257,14 @@ class Server::Impl {
   std::optional<asio::steady_timer> sweep_timer_;
   std::optional<asio::steady_timer> drain_timer_;
   std::optional<asio::steady_timer> accept_retry_timer_;
+  std::optional<asio::steady_timer> watchdog_timer_;
+  std::optional<asio::steady_timer> certificate_timer_;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   // Work that may block on disk, kept off the network threads: SIGHUP reloads (they read
   // files) and /metrics (the store's statistics may query the database).
   asio::thread_pool blocking_pool_{1};
+  StoreProbe probe_;  // used on blocking_pool_ only
+  std::unique_ptr<core::DropWatcher> drops_;  // [[drop]] folders, from Run() to the stop
 
   std::atomic<int> admin_open_{0};
   std::atomic<bool> stopping_{false};
@@ -481,6 +507,7 @@ class TlsSession final : public Connection, public std::enable_shared_from_this<
     request.method = std::string(req.method_string().substr(0, 32));
     request.target = std::string(req.target());
     request.content_type = std::string(req[http::field::content_type]);
+    request.accept = std::string(req[http::field::accept]);
     request.has_body = !req.body().empty();
     request.body = std::move(req.body());
     auto self = shared_from_this();
@@ -514,7 +541,8 @@ class TlsSession final : public Connection, public std::enable_shared_from_this<
     auto res = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(reply.status), 11);
     if (reply.status != 204) {
-      res->set(http::field::content_type, "application/json");
+      res->set(http::field::content_type,
+               reply.content_type.empty() ? "application/json" : reply.content_type);
       res->body() = std::move(reply.body);
     }
     res->set(http::field::cache_control, "no-store");
@@ -755,7 +783,15 @@ Status Server::Impl::Bind(tcp::acceptor& acceptor, const config::Config::Listene
 Status Server::Impl::Init() {
   auto ctx = MakeServerSslCtx(config_->tls);
   if (!ctx.ok()) return ctx.status();
+  // An expired certificate would be refused by every client: better not to start at all,
+  // and say why. A private key others can read is refused like the store's keys are.
+  if (Status s = CheckServerCertificateCurrent(config_->tls, clock_->NowMs()); !s.ok()) return s;
+  if (Status s = CheckPrivateKeyPermissions(config_->tls.key, "tls.key"); !s.ok()) return s;
   ssl_ctx_ = std::make_shared<ssl::context>(ctx->release());
+  // Parsing an ingested export is CPU work: kept off the network threads.
+  api_.SetWorker([this](std::function<void()> fn) { asio::post(blocking_pool_, std::move(fn)); });
+  metrics_.SetBuildInfo(kVersion, config_->area, clock_->NowMs());
+  CheckCertificates(registry_.get());
 
   error_code ec;
   const auto admin_address = asio::ip::make_address(config_->admin.address, ec);
@@ -771,6 +807,8 @@ Status Server::Impl::Init() {
   sweep_timer_.emplace(*control_);
   drain_timer_.emplace(*control_);
   accept_retry_timer_.emplace(*control_);
+  watchdog_timer_.emplace(*control_);
+  certificate_timer_.emplace(*control_);
   if (options_.handle_signals) signals_.emplace(*control_, SIGINT, SIGTERM, SIGHUP);
   return Status::Ok();
 }
@@ -860,15 +898,95 @@ void Server::Impl::ScheduleSweep() {
           log_->Event(any ? LogLevel::kInfo : LogLevel::kDebug, "deadline_sweep",
                       {{"notices", report->notices}, {"expired", report->expired}});
         }
-        if (!stopping_.load()) ScheduleSweep();
+        if (!stopping_.load()) {
+          SweepRetentionIfDue();
+          ScheduleSweep();
+        }
       });
     });
   });
 }
 
+void Server::Impl::SweepRetentionIfDue() {
+  constexpr int64_t kRetentionIntervalMs = 3600 * 1000;
+  const int64_t now = clock_->NowMs();
+  if (last_retention_sweep_ms_ != 0 && now - last_retention_sweep_ms_ < kRetentionIntervalMs) {
+    return;
+  }
+  last_retention_sweep_ms_ = now;
+  gateway_->SweepRetention(now, [this](Result<RetentionReport> report) {
+    // On the writer thread: hop back to the control strand, which owns the bookkeeping.
+    asio::post(*control_, [this, report = std::move(report)] {
+      if (!report.ok()) {
+        // kUnavailable: a store without retention (or one shutting down), not a failure.
+        const bool unavailable = report.status().code() == ErrorCode::kUnavailable;
+        log_->Event(unavailable ? LogLevel::kDebug : LogLevel::kError, "retention_sweep_failed",
+                    {{"error", report.status().ToString()}});
+        return;
+      }
+      const bool any = report->records_deleted > 0 || report->views_deleted > 0;
+      log_->Event(any ? LogLevel::kInfo : LogLevel::kDebug, "retention_sweep",
+                  {{"records_deleted", report->records_deleted},
+                   {"views_deleted", report->views_deleted},
+                   {"more", report->more}});
+      // A full batch: the next deadline sweep's timer takes the rest.
+      if (report->more) last_retention_sweep_ms_ = 0;
+    });
+  });
+}
+
+void Server::Impl::ScheduleWatchdog(std::chrono::microseconds interval) {
+  Notify("WATCHDOG=1");
+  watchdog_timer_->expires_after(interval);
+  watchdog_timer_->async_wait([this, interval](error_code ec) {
+    // Pings go on while connections drain after STOPPING=1; FinishStop cancels the timer.
+    if (!ec) ScheduleWatchdog(interval);
+  });
+}
+
+void Server::Impl::ScheduleCertificateCheck() {
+  certificate_timer_->expires_after(kCertificateCheckInterval);
+  certificate_timer_->async_wait([this](error_code ec) {
+    if (ec || stopping_.load()) return;
+    asio::post(blocking_pool_, [this] { CheckCertificates(registry().get()); });
+    ScheduleCertificateCheck();
+  });
+}
+
+void Server::Impl::CheckCertificates(const config::Registry* registry) {
+  CertificateInventory inventory = ReadCertificates(*config_, registry);
+  const int64_t now = clock_->NowMs();
+  const int64_t window = config_->tls.expiry_warning.count();
+  for (const auto& problem : inventory.problems) {
+    log_->Event(LogLevel::kWarn, "certificate_unreadable", {{"problem", problem}});
+  }
+  int expiring = 0;
+  for (const auto& c : inventory.certificates) {
+    const json fields = {{"role", c.role},
+                         {"name", c.name},
+                         {"file", c.file},
+                         {"fingerprint", c.fingerprint},
+                         {"not_after", FormatUtc(c.not_after_ms)},
+                         {"days_left", static_cast<int64_t>(DaysLeft(c, now))}};
+    if (c.not_after_ms <= now) {
+      ++expiring;
+      log_->Event(LogLevel::kWarn, "certificate_expired", fields);
+    } else if (c.not_after_ms - now <= window) {
+      ++expiring;
+      log_->Event(LogLevel::kWarn, "certificate_expiring", fields);
+    }
+  }
+  log_->Event(LogLevel::kInfo, "certificates_checked",
+              {{"certificates", inventory.certificates.size()},
+               {"expired_or_expiring", expiring},
+               {"warning_days", window / (24 * 3600 * 1000)}});
+  metrics_.SetCertificates(std::move(inventory.certificates), window);
+}
+
 Status Server::Impl::Run() {
   if (ran_) return Status::Internal("Server::Run called twice");
   ran_ = true;
+  if (Status s = StartDropFolders(); !s.ok()) return s;
   work_.emplace(ioc_->get_executor());
   asio::dispatch(*control_, [this] {
     if (stopping_.load()) return;
@@ -876,6 +994,13 @@ Status Server::Impl::Run() {
     AcceptAdmin();
     if (signals_) WaitForSignal();
     ScheduleSweep();
+    ScheduleCertificateCheck();
+    if (const auto interval = WatchdogInterval(); interval.count() > 0) {
+      log_->Event(LogLevel::kInfo, "watchdog",
+                  {{"interval_ms",
+                    std::chrono::duration_cast<std::chrono::milliseconds>(interval).count()}});
+      ScheduleWatchdog(interval);
+    }
   });
 
   const json ports = {{"listen", port_}, {"admin", admin_port_}};
@@ -883,6 +1008,12 @@ Status Server::Impl::Run() {
       !s.ok()) {
     log_->Event(LogLevel::kError, "ports_file_failed", {{"error", s.ToString()}});
     return s;
+  }
+  if (config_->policy.empty()) {
+    log_->Event(LogLevel::kWarn, "no_policy",
+                {{"detail", "no sharing policy is configured (key `policy`): the placeholder "
+                            "permits every police, health and csc recipient and decides "
+                            "nothing else; set `policy` in production"}});
   }
   log_->Event(LogLevel::kInfo, "listening",
               {{"area", config_->area},
@@ -898,11 +1029,46 @@ Status Server::Impl::Run() {
   RunThread();
   for (auto& t : threads) t.join();
 
-  // Every connection is gone (or the drain deadline passed): finish blocking work, then
-  // commit what is queued.
+  // Every connection is gone (or the drain deadline passed): finish blocking work and the
+  // dropped file in hand, then commit what is queued.
   blocking_pool_.wait();
+  if (drops_) drops_->Stop();
   gateway_->Shutdown();
   log_->Event(LogLevel::kInfo, "stopped");
+  return Status::Ok();
+}
+
+// [[drop]] folders (docs/ingest.md). Log lines name the agency and format, never the file:
+// file names are the agency's and may say who a file is about (R7); the .why beside a
+// refused file says the rest.
+Status Server::Impl::StartDropFolders() {
+  if (config_->drops.empty()) return Status::Ok();
+  core::DropWatcher::Options o;
+  o.drops = config_->drops;
+  o.registry = registry();
+  o.gateway = gateway_;
+  o.clock = clock_;
+  o.on_event = [log = log_](const core::DropEvent& e) {
+    json fields = {{"agency", e.agency}, {"format", e.format}, {"outcome", e.outcome}};
+    if (e.outcome == "done") {
+      fields["records"] = e.records;
+      fields["created"] = e.created;
+    } else {
+      fields["error"] = std::string(ErrorCodeName(e.status.code()));
+      fields["problems"] = static_cast<int64_t>(e.status.problems().size());
+    }
+    log->Event(e.outcome == "done"     ? LogLevel::kInfo
+               : e.outcome == "failed" ? LogLevel::kWarn
+                                       : LogLevel::kError,
+               "drop_file", fields);
+  };
+  auto watcher = core::DropWatcher::Start(std::move(o));
+  if (!watcher.ok()) {
+    log_->Event(LogLevel::kError, "drop_folders_failed", {{"error", watcher.status().ToString()}});
+    return watcher.status();
+  }
+  drops_ = std::move(watcher).value();
+  log_->Event(LogLevel::kInfo, "drop_folders", {{"count", config_->drops.size()}});
   return Status::Ok();
 }
 
@@ -933,6 +1099,7 @@ void Server::Impl::BeginStop() {
   if (signals_) signals_->cancel(ignored);
   sweep_timer_->cancel();
   accept_retry_timer_->cancel();
+  certificate_timer_->cancel();
 
   std::vector<std::shared_ptr<Connection>> open;
   {
@@ -969,6 +1136,7 @@ void Server::Impl::FinishStop() {
   if (finished_) return;
   finished_ = true;
   drain_timer_->cancel();
+  watchdog_timer_->cancel();
   work_.reset();
   ioc_->stop();
 }
@@ -979,6 +1147,26 @@ Status Server::Impl::Reload() {
                           std::chrono::steady_clock::now().time_since_epoch())
                           .count();
   Notify("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(now_us));
+  // The sharing policy: the gateway reads and checks the file now, swaps it in whole if good
+  // and audits the outcome (policy_reloaded / policy_reload_failed); a bad file keeps the
+  // policy in force and does not stop the rest of the reload.
+  if (!config_->policy.empty()) {
+    gateway_->ReloadPolicy([this](Result<PolicyReloadReport> report) {
+      if (!report.ok()) {
+        log_->Event(LogLevel::kError, "policy_reload_failed",
+                    {{"error", report.status().ToString()}});
+      } else if (report->ok) {
+        log_->Event(LogLevel::kInfo, "policy_reloaded",
+                    {{"file", report->file}, {"version", report->version}});
+      } else {
+        json problems = json::array();
+        for (const Problem& p : report->problems) problems.push_back(p.where + ": " + p.what);
+        log_->Event(LogLevel::kError, "policy_reload_failed",
+                    {{"file", report->file}, {"kept_version", report->version},
+                     {"problems", std::move(problems)}});
+      }
+    });
+  }
   auto fail = [this](Status s) {
     metrics_.CountReload("failed");
     log_->Event(LogLevel::kError, "reload_failed", {{"error", s.ToString()}});
@@ -994,6 +1182,12 @@ Status Server::Impl::Reload() {
   }
   auto ctx = MakeServerSslCtx(config_->tls);
   if (!ctx.ok()) return fail(ctx.status());
+  if (Status s = CheckServerCertificateCurrent(config_->tls, clock_->NowMs()); !s.ok()) {
+    return fail(s);
+  }
+  if (Status s = CheckPrivateKeyPermissions(config_->tls.key, "tls.key"); !s.ok()) {
+    return fail(s);
+  }
   auto context = std::make_shared<ssl::context>(ctx->release());
   {
     std::lock_guard lock(mu_);
@@ -1003,6 +1197,7 @@ Status Server::Impl::Reload() {
   gateway_->SetRegistry(registry);
   metrics_.CountReload("ok");
   log_->Event(LogLevel::kInfo, "reloaded", {{"agencies", registry->agencies.size()}});
+  CheckCertificates(registry.get());
   Notify("READY=1");
   return Status::Ok();
 }
@@ -1034,7 +1229,12 @@ uint16_t Server::admin_port() const { return impl_->admin_port_; }
 
 Status CheckTlsFiles(const config::Config& config) {
   auto ctx = MakeServerSslCtx(config.tls);
-  return ctx.ok() ? Status::Ok() : ctx.status();
+  if (!ctx.ok()) return ctx.status();
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  if (Status s = CheckServerCertificateCurrent(config.tls, now); !s.ok()) return s;
+  return CheckPrivateKeyPermissions(config.tls.key, "tls.key");
 }
 
 }  // namespace safegate::server

@@ -24,6 +24,9 @@
 
 #include "config/config.h"
 #include "config/test_support.h"
+#include "daemon/audit/encoding.h"
+#include "daemon/audit/merkle.h"
+#include "daemon/audit/tree_head.h"
 #include "daemon/core/clock.h"
 #include "daemon/core/gateway.h"
 #include "daemon/server/test_client.h"
@@ -558,6 +561,78 @@ TEST_F(ServerTest, AuditQueryParametersAreChecked) {
   ASSERT_TRUE(verify.ok());
   EXPECT_EQ(verify->status, 200);
   EXPECT_EQ(verify->Json()["ok"], true) << verify->body;
+}
+
+// The verifiable audit log's routes (API.md): a signed head, an inclusion proof and a
+// consistency proof that check out with daemon/audit's verifier, and their refusals.
+TEST_F(ServerTest, TreeHeadAndProofRoutes) {
+  Start([](config::Config& c) { c.audit.sth_max_entries = 1; });  // a head at every commit
+  ASSERT_EQ(Call("wyp", "POST", "/v1/records", PushBody(Flag("OCC-1"), {"bradford-csc"})).status,
+            201);
+  auto client = Connect("bradford-audit");
+  ASSERT_TRUE(client);
+  auto head_res = client->Request("GET", "/v1/audit/tree-head");
+  ASSERT_TRUE(head_res.ok());
+  ASSERT_EQ(head_res->status, 200) << head_res->body;
+  const json head_json = head_res->Json();
+  EXPECT_EQ(head_json.size(), 5u) << head_json;
+  auto head = audit::TreeHeadFromJson(head_json);
+  ASSERT_TRUE(head.ok()) << head.status().ToString();
+  EXPECT_TRUE(audit::VerifyTreeHead(head->head, head->public_key).ok());
+  const int64_t size = static_cast<int64_t>(head->head.tree_size);
+  ASSERT_GE(size, 2);
+
+  auto inclusion = client->Request(
+      "GET", "/v1/audit/proof/inclusion?seq=1&tree_size=" + std::to_string(size));
+  ASSERT_TRUE(inclusion.ok());
+  ASSERT_EQ(inclusion->status, 200) << inclusion->body;
+  const json proof = inclusion->Json();
+  EXPECT_EQ(proof["leaf_index"], 0);
+  EXPECT_EQ(proof["tree_size"], size);
+  const std::string entry = audit::FromBase64(proof["entry"].get<std::string>()).value_or("");
+  std::vector<audit::Hash> path;
+  for (const json& p : proof["path"]) {
+    path.push_back(audit::FixedFromHex<32>(p.get<std::string>()).value_or(audit::Hash{}));
+  }
+  EXPECT_EQ(proof["leaf_hash"], audit::HashHex(audit::LeafHash(entry)));
+  EXPECT_TRUE(
+      audit::VerifyInclusion(audit::LeafHash(entry), 0, head->head.tree_size, path,
+                             head->head.root_hash)
+          .ok());
+
+  auto consistency = client->Request(
+      "GET", "/v1/audit/proof/consistency?first=1&second=" + std::to_string(size));
+  ASSERT_TRUE(consistency.ok());
+  ASSERT_EQ(consistency->status, 200) << consistency->body;
+  EXPECT_EQ(consistency->Json()["first"], 1);
+  EXPECT_EQ(consistency->Json()["second"], size);
+
+  struct Bad {
+    const char* target;
+    int status;
+  };
+  for (const Bad& b : {Bad{"/v1/audit/proof/inclusion", 400},
+                       Bad{"/v1/audit/proof/inclusion?seq=one", 400},
+                       Bad{"/v1/audit/proof/inclusion?seq=1&tree_size=0", 400},
+                       Bad{"/v1/audit/proof/inclusion?seq=3&tree_size=2", 422},
+                       Bad{"/v1/audit/proof/inclusion?seq=1&tree_size=100000", 422},
+                       Bad{"/v1/audit/proof/consistency?first=1", 400},
+                       Bad{"/v1/audit/proof/consistency?first=2&second=1", 422},
+                       Bad{"/v1/audit/tree-head?x=1", 400}}) {
+    auto res = client->Request("GET", b.target);
+    ASSERT_TRUE(res.ok()) << b.target;
+    EXPECT_EQ(res->status, b.status) << b.target << ": " << res->body;
+  }
+  EXPECT_EQ(Call("wyp", "GET", "/v1/audit/tree-head").status, 403);
+  EXPECT_EQ(Call("bradford-csc", "GET", "/v1/audit/proof/inclusion?seq=1").status, 403);
+
+  // Every read is in the log.
+  const json reads = Audit("action=audit_queried&limit=1000");
+  std::set<std::string> what;
+  for (const json& e : reads["entries"]) what.insert(e["detail"].value("what", ""));
+  for (const char* w : {"tree_head", "inclusion_proof", "consistency_proof"}) {
+    EXPECT_TRUE(what.count(w)) << w;
+  }
 }
 
 TEST_F(ServerTest, IdleConnectionIsClosedByTimeout) {

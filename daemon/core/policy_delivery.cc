@@ -1,0 +1,234 @@
+// The policy engine behind the DeliveryPolicy seam (policy_delivery.h).
+#include "daemon/core/policy_delivery.h"
+
+#include <chrono>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "record/record.h"
+
+namespace safegate {
+
+Result<std::shared_ptr<const DeliveryPolicy>> MakePolicyDeliveryPolicy(const std::string& path) {
+  auto loaded = policy::LoadPolicy(path);
+  if (!loaded.ok()) return loaded.status();
+  auto holder = std::make_shared<policy::PolicyHolder>(std::move(*loaded), path);
+  return std::shared_ptr<const DeliveryPolicy>(
+      std::make_shared<const core::PolicyDeliveryPolicy>(std::move(holder)));
+}
+
+namespace core {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxOverrideText = 2000;
+
+std::string Join(const std::vector<std::string>& items, std::string_view separator) {
+  std::string out;
+  for (const std::string& item : items) {
+    if (!out.empty()) out += separator;
+    out += item;
+  }
+  return out;
+}
+
+bool IsBlank(const std::string& s) {
+  return s.find_first_not_of(" \t\r\n") == std::string::npos;
+}
+
+std::string PurposeList() {
+  std::vector<std::string> names;
+  for (policy::Purpose p : policy::AllPurposes()) names.emplace_back(policy::PurposeName(p));
+  return Join(names, ", ");
+}
+
+}  // namespace
+
+policy::Role PolicyRole(config::Role role) {
+  switch (role) {
+    case config::Role::kPolice:
+      return policy::Role::kPolice;
+    case config::Role::kHealth:
+      return policy::Role::kHealth;
+    case config::Role::kCsc:
+      return policy::Role::kCsc;
+    case config::Role::kAudit:
+      return policy::Role::kAudit;
+    case config::Role::kCommittee:
+      return policy::Role::kCommittee;
+    case config::Role::kGateway:
+      return policy::Role::kGateway;
+  }
+  return policy::Role::kGateway;  // not reached: every role is named above
+}
+
+Result<policy::Override> ParseOverride(const json& value) {
+  if (!value.is_object()) {
+    return Status::Invalid("override must be an object {basis, reason, authorised_by}",
+                           {{"/override", "must be an object {basis, reason, authorised_by}"}});
+  }
+  std::vector<Problem> problems;
+  for (const auto& [key, member] : value.items()) {
+    (void)member;
+    if (key != "basis" && key != "reason" && key != "authorised_by") {
+      // The member's name is the caller's text: not echoed (R7).
+      problems.push_back(
+          {"/override", "has a member other than basis, reason and authorised_by"});
+      break;
+    }
+  }
+  policy::Override out;
+  auto take = [&](const char* name, std::string& into) {
+    const std::string where = std::string("/override/") + name;
+    auto it = value.find(name);
+    if (it == value.end()) {
+      problems.push_back({where, "is required"});
+    } else if (!it->is_string()) {
+      problems.push_back({where, "must be a string"});
+    } else {
+      into = it->get<std::string>();
+      if (IsBlank(into)) {
+        problems.push_back({where, "must not be empty"});
+      } else if (into.size() > kMaxOverrideText) {
+        problems.push_back({where, "is longer than 2000 characters"});
+      }
+    }
+  };
+  take("basis", out.basis);
+  take("reason", out.reason);
+  take("authorised_by", out.authorised_by);
+  if (!problems.empty()) {
+    std::string detail = "the safeguarding override is malformed: " + problems[0].where + " " +
+                         problems[0].what;
+    return Status::Invalid(std::move(detail), std::move(problems));
+  }
+  return out;
+}
+
+PolicyDeliveryPolicy::PolicyDeliveryPolicy(std::shared_ptr<policy::PolicyHolder> holder)
+    : holder_(std::move(holder)) {}
+
+DeliveryDecision PolicyDeliveryPolicy::Decide(const Caller& caller, const PushRequest& request,
+                                              const config::Agency& recipient) const {
+  DecisionContext context;
+  context.now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  return DecideInContext(caller, request, recipient, context);
+}
+
+Status PolicyDeliveryPolicy::CheckPush(const PushRequest& request) const {
+  std::vector<Problem> problems;
+  if (!policy::ParsePurpose(request.purpose)) {
+    problems.push_back({"/purpose", "is not a purpose the sharing policy knows (" +
+                                        PurposeList() + ")"});
+  }
+  if (request.override_request) {
+    auto parsed = ParseOverride(*request.override_request);
+    if (!parsed.ok()) {
+      for (const Problem& p : parsed.status().problems()) problems.push_back(p);
+    }
+  }
+  if (problems.empty()) return Status::Ok();
+  std::string detail = problems.size() == 1
+                           ? problems[0].where + ": " + problems[0].what
+                           : std::to_string(problems.size()) + " problems; the first: " +
+                                 problems[0].where + ": " + problems[0].what;
+  return Status::Invalid(std::move(detail), std::move(problems));
+}
+
+std::shared_ptr<const policy::Policy> PolicyDeliveryPolicy::Snapshot() const {
+  return holder_->Current();
+}
+
+DeliveryDecision PolicyDeliveryPolicy::DecideInContext(const Caller& caller,
+                                                       const PushRequest& request,
+                                                       const config::Agency& recipient,
+                                                       const DecisionContext& context) const {
+  const std::shared_ptr<const policy::Policy> current =
+      context.policy ? context.policy : holder_->Current();
+  DeliveryDecision out;
+  const auto purpose = policy::ParsePurpose(request.purpose);
+  if (!purpose) {  // CheckPush refuses these first; a denial, never an exception, if not
+    out.decision = "deny";
+    out.reasons = {"the purpose is not one the sharing policy knows",
+                   "policy version: " + current->version()};
+    out.audit_detail = {{"policy_version", current->version()}};
+    return out;
+  }
+
+  policy::DecisionInput in;
+  in.kind = request.record.kind;
+  in.classification = request.record.classification;
+  in.birth_date = request.record.subject.birth_date;
+  in.now = std::chrono::system_clock::time_point(std::chrono::milliseconds(context.now_ms));
+  in.source = {caller.agency, PolicyRole(caller.role), caller.area};
+  in.recipient = {recipient.id, PolicyRole(recipient.role), recipient.area};
+  in.purpose = *purpose;
+  in.consent = policy::ParseConsentState(context.consent).value_or(policy::ConsentState::kNone);
+  if (request.override_request) {
+    auto parsed = ParseOverride(*request.override_request);
+    if (parsed.ok()) in.safeguarding_override = std::move(*parsed);
+  }
+
+  const policy::Decision d = current->Decide(in);
+  out.decision = std::string(policy::EffectName(d.effect));
+  out.reasons = d.reasons;
+  out.reasons.push_back("rules fired: " + Join(d.rules_fired, ", "));
+  if (!d.lawful_basis.empty()) out.reasons.push_back("lawful basis: " + d.lawful_basis);
+  out.reasons.push_back("policy version: " + d.policy_version);
+  out.override_used = d.override_used;
+  out.retention_days = d.retention_days;
+
+  // The audit entry's detail: what was decided and why, never the record's values (R5, R7).
+  json detail = {{"policy_version", d.policy_version},
+                 {"rules_fired", d.rules_fired},
+                 {"consent", policy::ConsentStateName(d.consent)},
+                 {"age_band", policy::AgeBandName(d.age_band)}};
+  if (!d.governing_rule.empty()) {
+    detail["governing_rule"] = d.governing_rule;
+    detail["consent_required"] = d.consent_required;
+    detail["override_allowed"] = d.override_allowed;
+  }
+  if (!d.lawful_basis.empty()) detail["lawful_basis"] = d.lawful_basis;
+  if (d.override_used) detail["override_used"] = true;
+  if (d.retention_days > 0) detail["retention_days"] = d.retention_days;
+  if (d.effect == policy::Effect::kRedact) {
+    policy::Redaction redaction = policy::Redact(record::ToJson(request.record), d);
+    detail["withheld"] = redaction.withheld;
+    out.redacted_record = std::move(redaction.record);
+  }
+  out.audit_detail = std::move(detail);
+
+  // An override the governing rule does not allow is refused outright (R2): sharing without
+  // consent is lawful only where the rule says it may be, and the caller must know that its
+  // recorded reason was not accepted.
+  if (in.safeguarding_override && !d.governing_rule.empty() && !d.override_allowed) {
+    out.override_refused = "rule " + d.governing_rule +
+                           " does not allow the safeguarding override (DPA 2018 Sch 1 para 18) "
+                           "for sharing with " +
+                           recipient.id + " for " + std::string(policy::PurposeName(*purpose)) +
+                           "; it is available only for children and for safeguarding, "
+                           "s47_enquiry and missing_child where the rule allows it";
+  }
+  return out;
+}
+
+int PolicyDeliveryPolicy::RetentionDays(record::Kind kind) const {
+  return holder_->Current()->RetentionDays(kind);
+}
+
+Result<std::string> PolicyDeliveryPolicy::Reload() const {
+  auto reloaded = holder_->Reload();
+  if (!reloaded.ok()) return reloaded.status();
+  return (*reloaded)->version();
+}
+
+std::string PolicyDeliveryPolicy::Version() const { return holder_->Current()->version(); }
+
+std::string PolicyDeliveryPolicy::PolicyFile() const { return holder_->path(); }
+
+}  // namespace core
+}  // namespace safegate
