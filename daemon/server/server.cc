@@ -734,6 +734,8 @@ Server::Impl::~Impl() {
   accept_retry_timer_.reset();
   drain_timer_.reset();
   sweep_timer_.reset();
+  watchdog_timer_.reset();
+  certificate_timer_.reset();
   signals_.reset();
   admin_.reset();
   listener_.reset();
