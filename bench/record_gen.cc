@@ -67,7 +67,23 @@ void AppendPushBody(const PushTemplate& t, uint64_t n, std::string& out) {
   out += NhsNumberFor(subject);
   out += R"(","given_name":"Synthetic","family_name":"Child)";
   out += child;
-  out += R"(","birth_date":"2012-05-01","postcode":"BD1 1AA"},"source":{"agency":)";
+  // Dates of birth over 18 years and postcodes over Bradford's districts, as a real caseload
+  // spreads them (a shared date of birth or postcode is a linking candidate to be scored).
+  char dob[16], postcode[16];
+  const uint64_t day = (subject * 7919) % 6570;  // 18 years of days from 2008-01-01
+  std::snprintf(dob, sizeof dob, "%04llu-%02llu-%02llu",
+                static_cast<unsigned long long>(2008 + day / 365),
+                static_cast<unsigned long long>(1 + (day % 365) / 31 % 12),
+                static_cast<unsigned long long>(1 + day % 28));
+  std::snprintf(postcode, sizeof postcode, "BD%llu %llu%c%c",
+                static_cast<unsigned long long>(1 + subject % 22),
+                static_cast<unsigned long long>(subject / 22 % 10),
+                static_cast<char>('A' + subject / 220 % 26), static_cast<char>('A' + subject / 5720 % 26));
+  out += R"(","birth_date":")";
+  out += dob;
+  out += R"(","postcode":")";
+  out += postcode;
+  out += R"("},"source":{"agency":)";
   AppendJsonString(t.agency, out);
   out += R"(,"system":)";
   AppendJsonString(t.system, out);

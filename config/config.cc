@@ -17,6 +17,7 @@
 #include <toml++/toml.h>
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -534,6 +535,79 @@ void ReadDrops(const Reader& reader, const toml::table& root, const fs::path& ba
   }
 }
 
+// "YYYY-MM-DD", years 0001..9999, a real date of the Gregorian calendar.
+bool IsIsoDate(std::string_view text) {
+  if (text.size() != 10 || text[4] != '-' || text[7] != '-') return false;
+  for (size_t i : {0u, 1u, 2u, 3u, 5u, 6u, 8u, 9u}) {
+    if (text[i] < '0' || text[i] > '9') return false;
+  }
+  auto number = [&](size_t from, size_t n) {
+    int value = 0;
+    for (size_t i = from; i < from + n; ++i) value = value * 10 + (text[i] - '0');
+    return value;
+  };
+  const int year = number(0, 4), month = number(5, 2), day = number(8, 2);
+  if (year < 1 || month < 1 || month > 12 || day < 1) return false;
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  return day <= kDays[month - 1] + (month == 2 && leap ? 1 : 0);
+}
+
+// [transfers]: deadlines, bank holidays and outbox retries of out-of-area transfers.
+void ReadTransfers(const Reader& reader, const toml::table& root, Config& config) {
+  const toml::table* table = reader.Table(root, "", "transfers");
+  if (table == nullptr) return;
+  const std::string prefix = "transfers";
+  reader.CheckKeys(*table, prefix,
+                   {"acceptance_working_days", "conference_working_days", "escalation_interval",
+                    "bank_holidays", "retry_initial", "retry_max"});
+  Config::Transfers& t = config.transfers;
+  reader.ReadInteger(*table, prefix, "acceptance_working_days", 1, 365, t.acceptance_working_days);
+  reader.ReadInteger(*table, prefix, "conference_working_days", 1, 365, t.conference_working_days);
+  reader.ReadDuration(*table, prefix, "escalation_interval", t.escalation_interval);
+  reader.ReadDuration(*table, prefix, "retry_initial", t.retry_initial);
+  reader.ReadDuration(*table, prefix, "retry_max", t.retry_max);
+  if (t.retry_max < t.retry_initial) {
+    if (const toml::node* max = table->get("retry_max")) {
+      reader.Fail(LineOf(*max), prefix + ".retry_max",
+                  "must not be shorter than transfers.retry_initial (" +
+                      FormatDuration(t.retry_initial) + ")");
+    }
+    reader.Fail(LineOf(*table->get("retry_initial")), prefix + ".retry_initial",
+                "must not be longer than transfers.retry_max (" + FormatDuration(t.retry_max) +
+                    ", the default)");
+  }
+  if (const toml::array* holidays = reader.Array(*table, prefix, "bank_holidays")) {
+    std::vector<std::string> dates;
+    for (size_t i = 0; i < holidays->size(); ++i) {
+      const toml::node& item = *holidays->get(i);
+      const std::string key = prefix + ".bank_holidays[" + std::to_string(i) + "]";
+      std::string date;
+      if (const auto* d = item.as_date()) {
+        // A TOML local date (2026-12-25, unquoted); the parser has checked it is real.
+        char buf[16];
+        std::snprintf(buf, sizeof buf, "%04d-%02d-%02d", static_cast<int>(d->get().year),
+                      static_cast<int>(d->get().month), static_cast<int>(d->get().day));
+        date = buf;
+      } else if (item.is_string()) {
+        date = item.as_string()->get();
+      } else {
+        reader.Fail(LineOf(item), key,
+                    "expected a date such as \"2026-12-25\", found " + std::string(TypeName(item)));
+      }
+      if (!IsIsoDate(date)) {
+        reader.Fail(LineOf(item), key,
+                    "\"" + date + "\" is not a real date written YYYY-MM-DD (e.g. \"2026-12-25\")");
+      }
+      if (std::find(dates.begin(), dates.end(), date) != dates.end()) {
+        reader.Fail(LineOf(item), key, date + " is listed twice");
+      }
+      dates.push_back(std::move(date));
+    }
+    t.bank_holidays = std::move(dates);
+  }
+}
+
 }  // namespace
 
 std::string_view RoleName(Role role) {
@@ -664,7 +738,7 @@ Config LoadConfig(const std::string& path) {
 
   reader.CheckKeys(root, "",
                    {"area", "data_dir", "registry", "policy", "threads", "listen", "admin", "tls",
-                    "limits", "log", "mailbox", "store", "audit", "drop"});
+                    "limits", "log", "mailbox", "store", "audit", "drop", "transfers"});
 
   Config config;
   config.source_file = file;
@@ -805,6 +879,7 @@ Config LoadConfig(const std::string& path) {
   }
 
   ReadDrops(reader, root, base_dir, config);
+  ReadTransfers(reader, root, config);
 
   return config;
 }
@@ -987,6 +1062,21 @@ std::string PrintConfig(const Config& c) {
   out << "\n[audit]\n";
   out << "sth_interval = " << Quote(FormatDuration(c.audit.sth_interval)) << "\n";
   out << "sth_max_entries = " << c.audit.sth_max_entries << "\n";
+  out << "\n[transfers]\n";
+  out << "acceptance_working_days = " << c.transfers.acceptance_working_days << "\n";
+  out << "conference_working_days = " << c.transfers.conference_working_days << "\n";
+  out << "escalation_interval = " << Quote(FormatDuration(c.transfers.escalation_interval)) << "\n";
+  if (c.transfers.bank_holidays) {
+    out << "bank_holidays = [";
+    for (size_t i = 0; i < c.transfers.bank_holidays->size(); ++i) {
+      out << (i > 0 ? ", " : "") << Quote((*c.transfers.bank_holidays)[i]);
+    }
+    out << "]\n";
+  } else {
+    out << "# bank_holidays: not set, the built-in England and Wales list\n";
+  }
+  out << "retry_initial = " << Quote(FormatDuration(c.transfers.retry_initial)) << "\n";
+  out << "retry_max = " << Quote(FormatDuration(c.transfers.retry_max)) << "\n";
   for (const Config::Drop& d : c.drops) {
     out << "\n[[drop]]\n";
     out << "agency = " << Quote(d.agency) << "\n";

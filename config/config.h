@@ -162,6 +162,24 @@ struct Config {
   };
   std::vector<Drop> drops;
 
+  // Out-of-area transfers (docs/transfers.md). Deadlines count working days from the
+  // proposal; these values are the gateway's defaults, the same as the transfer library's
+  // (daemon/transfer/working_days.h), which daemon/transfer/settings.h turns them into.
+  struct Transfers {
+    uint32_t acceptance_working_days = 1;   // both receiving leads accept within this
+    uint32_t conference_working_days = 15;  // transfer-in child protection conference
+    milliseconds escalation_interval{24 * 3600 * 1000ll};  // repeat transfer_escalated
+    // Bank holidays, "YYYY-MM-DD" (checked to be real dates). nullopt: the transfer
+    // library's built-in England and Wales list. A list given replaces it entirely (an area
+    // with other holidays, such as Scotland, lists its own; [] means weekends only).
+    std::optional<std::vector<std::string>> bank_holidays;
+    // Outbox retries to a peer gateway: exponential backoff with jitter, starting at
+    // retry_initial and never waiting longer than retry_max between attempts.
+    milliseconds retry_initial{1000};
+    milliseconds retry_max{5 * 60 * 1000};
+  };
+  Transfers transfers;
+
   uint32_t threads = 2;  // network threads running the io_context
 };
 

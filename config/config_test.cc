@@ -668,6 +668,13 @@ TEST_F(ExampleTest, BradfordLoads) {
   EXPECT_EQ(peer->fingerprints,
             std::vector<std::string>{fingerprints.at("gateway-cambridgeshire")});
   EXPECT_EQ(r.FindPeerByFingerprint(fingerprints.at("gateway-cambridgeshire")), peer);
+
+  // The example states the transfer defaults and keeps the built-in bank holidays.
+  EXPECT_EQ(c.transfers.acceptance_working_days, Config().transfers.acceptance_working_days);
+  EXPECT_EQ(c.transfers.conference_working_days, Config().transfers.conference_working_days);
+  EXPECT_EQ(c.transfers.escalation_interval, Config().transfers.escalation_interval);
+  EXPECT_EQ(c.transfers.retry_max, Config().transfers.retry_max);
+  EXPECT_EQ(c.transfers.bank_holidays, std::nullopt);
 }
 
 TEST_F(ExampleTest, CambridgeshireLoads) {
@@ -796,6 +803,105 @@ TEST_F(ConfigTest, DropFolderProblemsNameTheKey) {
                   "[[drop]]\nagency = \"bthft\"\nformat = \"fhir-flag\"\npurpose = \"p\"\n" +
                   "dir = \"./d\"\n",
               "drop[1].dir", 18, "another [[drop]] already watches");
+}
+
+// ---- [transfers] ----
+
+TEST_F(ConfigTest, TransfersDefaults) {
+  Config c = Load(kMinimal);
+  EXPECT_EQ(c.transfers.acceptance_working_days, 1u);
+  EXPECT_EQ(c.transfers.conference_working_days, 15u);
+  EXPECT_EQ(c.transfers.escalation_interval, milliseconds{24 * 3'600'000ll});
+  EXPECT_EQ(c.transfers.bank_holidays, std::nullopt);  // the built-in list
+  EXPECT_EQ(c.transfers.retry_initial, milliseconds{1000});
+  EXPECT_EQ(c.transfers.retry_max, milliseconds{300'000});
+  const std::string printed = PrintConfig(c);
+  EXPECT_THAT(printed, HasSubstr("[transfers]\nacceptance_working_days = 1\n"
+                                 "conference_working_days = 15\nescalation_interval = \"1d\"\n"
+                                 "# bank_holidays: not set, the built-in England and Wales list\n"
+                                 "retry_initial = \"1s\"\nretry_max = \"5m\"\n"));
+}
+
+TEST_F(ConfigTest, TransfersReadsEveryKey) {
+  // Holidays as strings or as TOML dates, in any order; stored as "YYYY-MM-DD".
+  Config c = Load(std::string(kMinimal) + R"([transfers]
+acceptance_working_days = 2
+conference_working_days = 10
+escalation_interval = "12h"
+bank_holidays = ["2027-01-01", 2027-01-04, "2026-12-25"]
+retry_initial = "250ms"
+retry_max = "1m"
+)");
+  EXPECT_EQ(c.transfers.acceptance_working_days, 2u);
+  EXPECT_EQ(c.transfers.conference_working_days, 10u);
+  EXPECT_EQ(c.transfers.escalation_interval, milliseconds{12 * 3'600'000ll});
+  EXPECT_EQ(c.transfers.bank_holidays,
+            (std::vector<std::string>{"2027-01-01", "2027-01-04", "2026-12-25"}));
+  EXPECT_EQ(c.transfers.retry_initial, milliseconds{250});
+  EXPECT_EQ(c.transfers.retry_max, milliseconds{60'000});
+
+  // Printed, and loaded again to the same values.
+  const std::string printed = PrintConfig(c);
+  EXPECT_THAT(printed,
+              HasSubstr("bank_holidays = [\"2027-01-01\", \"2027-01-04\", \"2026-12-25\"]\n"));
+  TempDir elsewhere;
+  WriteFile(elsewhere / "printed.toml", printed);
+  Config again = LoadConfig(elsewhere / "printed.toml");
+  again.source_file = c.source_file;
+  EXPECT_EQ(PrintConfig(again), printed);
+  EXPECT_EQ(again.transfers.bank_holidays, c.transfers.bank_holidays);
+  EXPECT_EQ(again.transfers.retry_initial, c.transfers.retry_initial);
+
+  // An empty list is kept as empty (weekends only), not taken for "not set".
+  Config none = Load(std::string(kMinimal) + "[transfers]\nbank_holidays = []\n");
+  ASSERT_TRUE(none.transfers.bank_holidays.has_value());
+  EXPECT_TRUE(none.transfers.bank_holidays->empty());
+  EXPECT_THAT(PrintConfig(none), HasSubstr("bank_holidays = []\n"));
+}
+
+// kMinimal is 8 lines: [transfers] is line 9, its first key line 10.
+TEST_F(ConfigTest, TransfersProblemsNameFileLineAndKey) {
+  const std::string base = std::string(kMinimal) + "[transfers]\n";
+  ExpectError(base + "acceptance_working_dayz = 1\n", "transfers.acceptance_working_dayz", 10,
+              "unknown key (did you mean \"acceptance_working_days\"?)");
+  ExpectError(base + "acceptance_working_days = 0\n", "transfers.acceptance_working_days", 10,
+              "must be between 1 and 365, not 0");
+  ExpectError(base + "conference_working_days = \"15\"\n", "transfers.conference_working_days", 10,
+              "expected an integer, found a string");
+  ExpectError(base + "conference_working_days = 400\n", "transfers.conference_working_days", 10,
+              "must be between 1 and 365");
+  ExpectError(base + "escalation_interval = \"1 day\"\n", "transfers.escalation_interval", 10,
+              "bad duration \"1 day\"");
+  ExpectError(base + "escalation_interval = 24\n", "transfers.escalation_interval", 10,
+              "expected a duration string");
+  ExpectError(base + "escalation_interval = \"0s\"\n", "transfers.escalation_interval", 10,
+              "must be more than 0");
+  ExpectError(base + "retry_initial = \"10s\"\nretry_max = \"5s\"\n", "transfers.retry_max", 11,
+              "must not be shorter than transfers.retry_initial (10s)");
+  ExpectError(base + "retry_initial = \"1h\"\n", "transfers.retry_initial", 10,
+              "must not be longer than transfers.retry_max (5m, the default)");
+  ExpectError(base + "bank_holidays = \"2026-12-25\"\n", "transfers.bank_holidays", 10,
+              "expected an array, found a string");
+  ExpectError(base + "bank_holidays = [\"2026-12-25\",\n  \"2026-02-30\"]\n",
+              "transfers.bank_holidays[1]", 11,
+              "\"2026-02-30\" is not a real date written YYYY-MM-DD");
+  ExpectError(base + "bank_holidays = [\"25/12/2026\"]\n", "transfers.bank_holidays[0]", 10,
+              "is not a real date");
+  ExpectError(base + "bank_holidays = [\"2026-12-25 \"]\n", "transfers.bank_holidays[0]", 10,
+              "is not a real date");
+  ExpectError(base + "bank_holidays = [\"2027-02-29\"]\n", "transfers.bank_holidays[0]", 10,
+              "is not a real date");
+  ExpectError(base + "bank_holidays = [20261225]\n", "transfers.bank_holidays[0]", 10,
+              "expected a date such as \"2026-12-25\", found an integer");
+  ExpectError(base + "bank_holidays = [2026-12-25T00:00:00Z]\n", "transfers.bank_holidays[0]", 10,
+              "found a date-time");
+  ExpectError(base + "bank_holidays = [2026-12-25, \"2026-12-25\"]\n", "transfers.bank_holidays[1]",
+              10, "2026-12-25 is listed twice");
+  ExpectError("transfers = 1\n" + std::string(kMinimal), "transfers", 1,
+              "expected a table, found an integer");
+  // A leap day is a real date in a leap year.
+  Config leap = Load(base + "bank_holidays = [\"2028-02-29\", \"2000-02-29\"]\n");
+  EXPECT_EQ(leap.transfers.bank_holidays->size(), 2u);
 }
 
 }  // namespace

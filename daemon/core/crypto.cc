@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -144,6 +145,14 @@ std::string RandomBytes(size_t n) {
 std::string RandomId(std::string_view prefix) {
   unsigned char raw[16];
   randombytes_buf(raw, sizeof raw);
+  return std::string(prefix) + Hex(std::string_view(reinterpret_cast<char*>(raw), sizeof raw));
+}
+
+std::string TimeOrderedId(std::string_view prefix, int64_t now_ms) {
+  unsigned char raw[16];
+  const uint64_t t = static_cast<uint64_t>(std::max<int64_t>(0, now_ms)) & 0xffffffffffffULL;
+  for (int i = 0; i < 6; ++i) raw[i] = static_cast<unsigned char>(t >> (8 * (5 - i)));
+  randombytes_buf(raw + 6, sizeof raw - 6);
   return std::string(prefix) + Hex(std::string_view(reinterpret_cast<char*>(raw), sizeof raw));
 }
 

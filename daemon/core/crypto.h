@@ -48,6 +48,13 @@ std::string RandomBytes(size_t n);
 // "rec_3f2a...". Carries no personal data and no ordering.
 std::string RandomId(std::string_view prefix);
 
+// `prefix` followed by 32 lower-case hex characters: 12 of `now_ms` (milliseconds since the
+// Unix epoch) and 20 of fresh randomness (80 bits), e.g. "rec_018c2d3f2a9b...". Ids made
+// later sort later, so an index keyed by them grows at its end, where one page takes many
+// new keys, rather than at a random page per key. Carries no personal data; it tells when
+// it was made, which the row it names records anyway.
+std::string TimeOrderedId(std::string_view prefix, int64_t now_ms);
+
 struct SealedBytes {
   std::string nonce;       // 24 random bytes
   std::string ciphertext;  // plaintext length + 16-byte tag

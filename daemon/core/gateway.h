@@ -165,6 +165,7 @@ struct Rejection {
 struct SweepReport {
   int notices = 0;   // overdue notices raised
   int expired = 0;   // messages expired
+  int transfer_escalations = 0;  // transfer_escalated audit events (docs/transfers.md)
 };
 
 // POST /v1/ingest/{format} (and the drop folders): a native export in one of the formats of
@@ -288,6 +289,54 @@ struct DeliveryDecision {
   int retention_days = 0;  // how long this recipient's copy is kept (R9); 0: no period
 };
 
+// ---- Out-of-area transfers (docs/transfers.md) --------------------------------------------
+
+// Deadline settings of transfers that replace the configuration's [transfers] section
+// (config::Config::Transfers); an unset member keeps the configured value.
+struct TransferOptions {
+  std::optional<std::vector<std::string>> bank_holidays;  // ISO dates; replaces the default list
+  std::optional<int> acceptance_working_days;
+  std::optional<int> conference_working_days;
+  std::optional<int64_t> escalation_interval_ms;
+};
+
+// What this gateway answered a peer gateway's transfer message (POST /v1/peer/messages).
+struct PeerMessageReceipt {
+  std::string transfer_id;
+  std::string message_id;
+  std::string kind;        // proposal, ack, accept, decline, conference_held
+  bool duplicate = false;  // already applied: nothing was done again
+  std::string state;       // the transfer's state at this gateway afterwards
+  nlohmann::json ToJson() const;
+};
+
+// One sealed gateway-to-gateway message waiting in the outbox.
+struct OutboxItem {
+  int64_t seq = 0;  // enqueue order; per peer, messages are sent in this order
+  std::string peer_area;
+  std::string transfer_id;
+  std::string message_id;
+  std::string sealed;  // the bytes to POST, sealed to the peer (no plaintext)
+  int attempts = 0;
+  int64_t created_at_ms = 0;
+  int64_t next_attempt_at_ms = 0;
+};
+
+struct OutboxBatch {
+  std::vector<OutboxItem> due;        // the first unsent message of each peer, if its time came
+  std::optional<int64_t> next_due_ms;  // the earliest later attempt of any peer, if any
+};
+
+// How one attempt to send an outbox message ended.
+struct OutboxSettlement {
+  enum class Outcome { kDelivered, kRetry, kRefused };
+  int64_t seq = 0;
+  Outcome outcome = Outcome::kRetry;
+  int http_status = 0;             // 0 when no HTTP answer came (connection, TLS, timeout)
+  std::string error;               // the peer's error code, or the transport error in words
+  int64_t next_attempt_at_ms = 0;  // kRetry: when to try again (the sender's backoff)
+};
+
 }  // namespace safegate
 namespace safegate::policy {
 class Policy;  // policy/policy.h
@@ -361,6 +410,9 @@ struct GatewayOptions {
   // which fails naming file:line for a bad file), or MakePlaceholderDeliveryPolicy() when
   // the configuration names none.
   std::shared_ptr<const DeliveryPolicy> policy;
+  // Out-of-area transfers: overrides of config->transfers. Open also loads (or makes, on
+  // first start) the gateway's transfer keys in data_dir (daemon/transfer/gateway_keys.h).
+  TransferOptions transfers;
 };
 
 // The DeliveryPolicy of the policy engine (policy/): loads `path` (problems name file:line)
@@ -428,6 +480,16 @@ class Gateway {
     done(Status::Internal("this gateway does not erase subjects"));
   }
 
+  // GET /v1/audit/subjects/{ref}/report: the subject access report (docs/subject-access.md)
+  // for the subject reference `ref`: every entry the log holds about it, sorted into
+  // disclosures, refusals, reads and other events, with its current consents and the latest
+  // signed tree head. Audit agencies only (kForbidden); kBadRequest when `ref` is not a
+  // subject reference; kInvalidInput when `purpose` is empty or not a slug. Audited, in the
+  // same transaction, as audit_queried with detail {"what": "subject_report", ...}. In
+  // daemon/core/subject_report.cc; stores other than SQLite answer kUnavailable.
+  virtual void SubjectReport(const Caller& caller, std::string ref, std::string purpose,
+                             Callback<nlohmann::json> done);
+
   // Parses the export with the named adapter (on the calling thread), then stores every
   // record in ONE job, each exactly as Push stores it (idempotency, decisions, deliveries,
   // audit entries, subject linking), plus one ingest_accepted entry. All or nothing. Errors:
@@ -474,6 +536,38 @@ class Gateway {
   // every problem; the old policy stays in force).
   virtual void ReloadPolicy(Callback<PolicyReloadReport> done);
 
+  // Out-of-area transfers (docs/transfers.md), in daemon/core/transfers.cc. Stores other
+  // than SQLite answer kUnavailable. Every refusal is audited (request_rejected).
+  //
+  // POST /v1/transfers by a csc agency of this area: `body` is the request's JSON object
+  // {"subject", "to_area", "reason", "records", "note"?}. Answers {"transfer_id", "state",
+  // ...}. kInvalidInput naming each bad member (an unknown record, a record the caller does
+  // not hold or that is about another subject, a to_area that is not a peer with keys).
+  virtual void ProposeTransfer(const Caller& caller, nlohmann::json body,
+                               Callback<nlohmann::json> done);
+  // GET /v1/transfers/{id}: both areas' csc and police (kForbidden otherwise); kNotFound for
+  // an unknown id. Audited as transfer_read.
+  virtual void GetTransfer(const Caller& caller, std::string transfer_id,
+                           Callback<nlohmann::json> done);
+  // POST /v1/transfers/{id}/{action}: "accept" {"role", "accepted_by"}, "decline" {"role",
+  // "reason"}, "conference" {"held_at"?}, at the receiving gateway. Answers the transfer as
+  // GET shows it. kForbidden (wrong area or role), kConflict (state), kInvalidInput (body).
+  virtual void AnswerTransfer(const Caller& caller, std::string transfer_id, std::string action,
+                              nlohmann::json body, Callback<nlohmann::json> done);
+  // POST /v1/peer/messages: sealed bytes from the peer gateway `peer` (role gateway, agency
+  // "gateway:<area>", from its certificate). Opened (docs/transfers.md, refusals) before
+  // anything is stored; applied exactly once per (transfer_id, message_id).
+  virtual void ReceivePeerMessage(const Caller& peer, std::string sealed,
+                                  Callback<PeerMessageReceipt> done);
+  // The outbox: the first unsent message of each peer whose next attempt is due at `now_ms`.
+  virtual void TakeOutbox(int64_t now_ms, Callback<OutboxBatch> done);
+  // Records how an attempt ended: delivered (removed), retry (attempts + 1, next attempt as
+  // given) or refused (kept, marked failed, audited transfer_message_refused).
+  virtual void SettleOutbox(OutboxSettlement settlement, Callback<Empty> done);
+  // Called (on the writer thread, after the commit) whenever a transition may have put a
+  // message in the outbox. Must be cheap: the outbox sender only wakes up.
+  virtual void SetOutboxListener(std::function<void()> listener) { (void)listener; }
+
   // Numbers for /metrics; cheap, may be slightly stale.
   struct Stats {
     int64_t audit_entries = 0;
@@ -482,6 +576,11 @@ class Gateway {
     double last_commit_ms = 0;
     std::map<std::string, int64_t> mailbox_depth;          // unacked per agency
     std::map<std::string, int64_t> oldest_unacked_age_ms;  // per agency
+    // The transfer outbox, per peer area: messages not yet delivered (failed ones apart),
+    // the age of the oldest of them, and messages the peer refused (kept, not retried).
+    std::map<std::string, int64_t> outbox_depth;
+    std::map<std::string, int64_t> outbox_oldest_age_ms;
+    std::map<std::string, int64_t> outbox_failed;
   };
   virtual Stats GetStats() = 0;
 

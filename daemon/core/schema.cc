@@ -281,6 +281,57 @@ CREATE TRIGGER tree_heads_no_delete BEFORE DELETE ON tree_heads
   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 )sql";
 
+// Version 5: out-of-area transfers (docs/transfers.md, "Delivery"). Each gateway's copy of a
+// transfer, sealed at rest (TransferToStoredJson; the subject reference, note and names are
+// inside), with the columns the sweep and the API look up; the outbox of messages already
+// sealed to the peer gateway, sent per peer in seq order; and every message received from a
+// peer, by (transfer_id, message_id), for exactly-once application and as evidence (the
+// signed payload and signature, sealed at rest).
+constexpr std::string_view kV5Transfers = R"sql(
+CREATE TABLE transfers(
+  transfer_id           TEXT PRIMARY KEY,
+  side                  TEXT NOT NULL CHECK(side IN ('sending', 'receiving')),
+  from_area             TEXT NOT NULL,
+  to_area               TEXT NOT NULL,
+  state                 TEXT NOT NULL
+                        CHECK(state IN ('proposed', 'delivered', 'accepted', 'declined')),
+  created_at_ms         INTEGER NOT NULL,
+  updated_at_ms         INTEGER NOT NULL,
+  next_escalation_at_ms INTEGER,
+  nonce                 BLOB NOT NULL,
+  sealed                BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX transfers_escalation ON transfers(next_escalation_at_ms)
+  WHERE next_escalation_at_ms IS NOT NULL;
+
+CREATE TABLE transfer_outbox(
+  seq                INTEGER PRIMARY KEY AUTOINCREMENT,
+  peer_area          TEXT NOT NULL,
+  transfer_id        TEXT NOT NULL,
+  message_id         TEXT NOT NULL,
+  sealed             BLOB NOT NULL,
+  attempts           INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at_ms INTEGER NOT NULL,
+  created_at_ms      INTEGER NOT NULL,
+  last_error         TEXT,
+  failed_at_ms       INTEGER,
+  UNIQUE(transfer_id, message_id)
+);
+CREATE INDEX transfer_outbox_peer ON transfer_outbox(peer_area, seq) WHERE failed_at_ms IS NULL;
+
+CREATE TABLE transfer_received(
+  transfer_id    TEXT NOT NULL,
+  message_id     TEXT NOT NULL,
+  kind           TEXT NOT NULL,
+  from_area      TEXT NOT NULL,
+  payload_sha256 BLOB NOT NULL,
+  received_at_ms INTEGER NOT NULL,
+  nonce          BLOB NOT NULL,
+  sealed         BLOB NOT NULL,
+  PRIMARY KEY(transfer_id, message_id)
+) WITHOUT ROWID;
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
@@ -289,6 +340,7 @@ const std::vector<Migration>& Migrations() {
       {2, kV2Subjects},
       {3, kV3Policy},
       {4, kV4Audit, kV4Precondition, kV4Refusal},
+      {5, kV5Transfers},
   };
   return kAll;
 }
@@ -303,7 +355,14 @@ Status ConfigureWriteConnection(Db& db) {
       "PRAGMA synchronous=FULL;"
       "PRAGMA foreign_keys=ON;"
       "PRAGMA busy_timeout=5000;"
-      "PRAGMA secure_delete=ON;");
+      "PRAGMA secure_delete=ON;"
+      // 64 MiB of page cache (the default is 2 MiB): a group commit's dirty pages then stay
+      // in memory until COMMIT instead of spilling to the WAL mid-transaction (and being
+      // written again), and the index pages a push walks stay cached.
+      "PRAGMA cache_size=-65536;"
+      // Each job runs in a SAVEPOINT, whose undo copies (the sub-journal) SQLite otherwise
+      // writes to a temporary file once they pass 64 KiB: a push's would, every time.
+      "PRAGMA temp_store=MEMORY;");
 }
 
 Status CheckSchemaVersion(Db& db) {

@@ -30,7 +30,8 @@ const std::vector<Migration>& Migrations();
 int CurrentSchemaVersion();
 
 // Sets the write connection's pragmas: WAL, synchronous=FULL, foreign_keys=ON, a busy
-// timeout, secure_delete. REQUIRES: no transaction open.
+// timeout, secure_delete, a 64 MiB page cache, temporary files in memory. REQUIRES: no
+// transaction open.
 Status ConfigureWriteConnection(Db& db);
 
 // Brings the database to CurrentSchemaVersion(). kInternal if it is newer than this program.

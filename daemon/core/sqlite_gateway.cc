@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -32,6 +33,8 @@
 #include "daemon/core/policy_store.h"   // consents, stats, retention, policy reload
 #include "daemon/core/store_context.h"
 #include "daemon/core/subjects.h"
+#include "daemon/core/subject_report.h"  // the subject access report (its own file)
+#include "daemon/core/transfers.h"       // out-of-area transfers (their own file)
 #include "record/record.h"
 
 namespace safegate {
@@ -107,6 +110,36 @@ Result<json> ParseStoredJson(std::string_view text, std::string_view what) {
 }
 
 // The first answer to a push, read back for an idempotent replay.
+// What a push needs that no database read decides, worked out on the calling (network)
+// thread before the push is queued: the writer thread, which every store operation waits
+// for in turn, then only reads and writes. The record is sealed under the id it will have if
+// it is stored; a replay or a refusal just discards both.
+struct PushPrepared {
+  std::string content_hash;  // SHA-256 of the canonical push: the idempotency check
+  std::string record_id;
+  Result<core::SealedBytes> sealed_record = Status::Internal("not sealed");
+};
+
+std::string PushContentHash(const PushRequest& req, const json& record_json) {
+  std::vector<std::string> sorted_recipients = req.recipients;
+  std::sort(sorted_recipients.begin(), sorted_recipients.end());
+  json content = {{"record", record_json},
+                  {"purpose", req.purpose},
+                  {"recipients", sorted_recipients}};
+  if (req.override_request) content["override"] = *req.override_request;
+  return core::Sha256(record::CanonicalJson(content));
+}
+
+PushPrepared PreparePush(const PushRequest& req, const AtRestKey& key, int64_t now) {
+  PushPrepared p;
+  const json record_json = record::ToJson(req.record);
+  p.content_hash = PushContentHash(req, record_json);
+  // Time-ordered ids keep the indexes on record and message ids appending (crypto.h).
+  p.record_id = core::TimeOrderedId("rec_", now);
+  p.sealed_record = key.Seal(record::CanonicalJson(record_json), p.record_id);
+  return p;
+}
+
 Result<PushOutcome> OutcomeFromJson(const json& j) {
   PushOutcome out;
   out.created = false;
@@ -173,7 +206,9 @@ class SqliteGateway final : public Gateway, private core::StoreContext {
                               audit::TreeHeadPolicy{config_->audit.sth_max_entries,
                                                     config_->audit.sth_interval.count()},
                               clock_}),
-        reader_(std::move(reader)) {}
+        reader_(std::move(reader)) {
+    transfer_options_ = std::move(options.transfers);
+  }
 
   ~SqliteGateway() override {
     if (writer_) writer_->Shutdown();
@@ -195,7 +230,16 @@ class SqliteGateway final : public Gateway, private core::StoreContext {
       }
     }
     if (Status s = subjects_.Load(*db_, *key_); !s.ok()) return s;
-    writer_ = std::make_unique<core::Writer>(db_.get(), &audit_, config_->store.max_batch);
+    auto transfers = core::TransferStore::Open(*this, *policy_, transfer_options_);
+    if (!transfers.ok()) return transfers.status();
+    transfers_ = std::move(*transfers);
+    // Checkpoints run beside the writer, on a connection of their own (writer.h).
+    auto checkpointer = core::Checkpointer::Start(
+        (std::filesystem::path(config_->data_dir) / "safegate.db").string());
+    if (!checkpointer.ok()) return checkpointer.status();
+    checkpointer_ = std::move(*checkpointer);
+    writer_ = std::make_unique<core::Writer>(db_.get(), &audit_, config_->store.max_batch,
+                                             checkpointer_.get());
     writer_->Start();
     return Status::Ok();
   }
@@ -208,7 +252,10 @@ class SqliteGateway final : public Gateway, private core::StoreContext {
   void Push(const Caller& caller, PushRequest request, Callback<PushOutcome> done) override {
     auto req = std::make_shared<const PushRequest>(std::move(request));
     const std::string subject = record::PrimaryRef(req->record.subject);
-    Submit<PushOutcome>([this, caller, req](PushOutcome& out) { return DoPush(caller, *req, out); },
+    auto prepared =
+        std::make_shared<const PushPrepared>(PreparePush(*req, *key_, clock_->NowMs()));
+    Submit<PushOutcome>([this, caller, req, prepared](
+                            PushOutcome& out) { return DoPush(caller, *req, out, prepared.get()); },
                         [this, caller, req, subject](const Status& refusal) {
                           AuditEntry e = RejectionEntry(caller.agency, "push", refusal);
                           e.subject = subject;
@@ -359,6 +406,11 @@ class SqliteGateway final : public Gateway, private core::StoreContext {
     auto job = core::PrepareListConsents(*this, caller, std::move(ref));
     Submit<ConsentList>(std::move(job.run), std::move(job.on_refused), std::move(done));
   }
+  void SubjectReport(const Caller& caller, std::string ref, std::string purpose,
+                     Callback<json> done) override {
+    auto job = core::PrepareSubjectReport(*this, caller, std::move(ref), std::move(purpose));
+    Submit<json>(std::move(job.run), std::move(job.on_refused), std::move(done));
+  }
   void QueryStats(const Caller& caller, StatsQuery query, Callback<StatsReport> done) override {
     auto job = core::PrepareStats(*this, caller, std::move(query));
     Submit<StatsReport>(std::move(job.run), std::move(job.on_refused), std::move(done));
@@ -370,6 +422,42 @@ class SqliteGateway final : public Gateway, private core::StoreContext {
   void ReloadPolicy(Callback<PolicyReloadReport> done) override {
     auto job = core::PreparePolicyReload(*this, *policy_);  // reads the file on this thread
     Submit<PolicyReloadReport>(std::move(job.run), nullptr, std::move(done));
+  }
+
+  // Out-of-area transfers live in transfers.cc. Jobs that may queue a message for a peer
+  // wake the outbox sender once they are committed.
+  void ProposeTransfer(const Caller& caller, json body, Callback<json> done) override {
+    auto job = transfers_->PreparePropose(caller, std::move(body));
+    Submit<json>(std::move(job.run), std::move(job.on_refused), std::move(done),
+                 [this] { transfers_->NotifyOutbox(); });
+  }
+  void GetTransfer(const Caller& caller, std::string transfer_id, Callback<json> done) override {
+    auto job = transfers_->PrepareGet(caller, std::move(transfer_id));
+    Submit<json>(std::move(job.run), std::move(job.on_refused), std::move(done));
+  }
+  void AnswerTransfer(const Caller& caller, std::string transfer_id, std::string action,
+                      json body, Callback<json> done) override {
+    auto job = transfers_->PrepareAnswer(caller, std::move(transfer_id), std::move(action),
+                                         std::move(body));
+    Submit<json>(std::move(job.run), std::move(job.on_refused), std::move(done),
+                 [this] { transfers_->NotifyOutbox(); });
+  }
+  void ReceivePeerMessage(const Caller& peer, std::string sealed,
+                          Callback<PeerMessageReceipt> done) override {
+    auto job = transfers_->PrepareReceive(peer, std::move(sealed));
+    Submit<PeerMessageReceipt>(std::move(job.run), std::move(job.on_refused), std::move(done),
+                               [this] { transfers_->NotifyOutbox(); });
+  }
+  void TakeOutbox(int64_t now_ms, Callback<OutboxBatch> done) override {
+    auto job = transfers_->PrepareTakeOutbox(now_ms);
+    Submit<OutboxBatch>(std::move(job.run), nullptr, std::move(done));
+  }
+  void SettleOutbox(OutboxSettlement settlement, Callback<Empty> done) override {
+    auto job = transfers_->PrepareSettle(std::move(settlement));
+    Submit<Empty>(std::move(job.run), nullptr, std::move(done));
+  }
+  void SetOutboxListener(std::function<void()> listener) override {
+    transfers_->SetListener(std::move(listener));
   }
 
   Stats GetStats() override;
@@ -472,7 +560,9 @@ class SqliteGateway final : public Gateway, private core::StoreContext {
     return (it != m.ack_deadline_by_purpose.end() ? it->second : m.ack_deadline).count();
   }
 
-  Status DoPush(const Caller& caller, const PushRequest& req, PushOutcome& out);
+  // `prepared` (may be null: then it is worked out here) is PreparePush of `req`.
+  Status DoPush(const Caller& caller, const PushRequest& req, PushOutcome& out,
+                const PushPrepared* prepared = nullptr);
   Status DoReadMailbox(const Caller& caller, int limit, const std::string& after, MailboxPage& out);
   Status DoAck(const Caller& caller, const std::string& message_id);
   Status DoGetRecord(const Caller& caller, const std::string& record_id, json& out);
@@ -506,9 +596,12 @@ class SqliteGateway final : public Gateway, private core::StoreContext {
   std::unique_ptr<audit::SigningKey> signing_key_;
   core::SubjectKeys subject_keys_;
   core::AuditLog audit_;
+  std::unique_ptr<core::Checkpointer> checkpointer_;  // outlives writer_, which nudges it
   std::unique_ptr<core::Writer> writer_;
   std::string conflict_record_id_;  // writer thread only: the record a 409 collided with
   core::SubjectIndex subjects_;     // writer thread only (loaded in Start)
+  TransferOptions transfer_options_;
+  std::unique_ptr<core::TransferStore> transfers_;  // made in Start (loads the transfer keys)
 
   std::mutex stats_mu_;  // guards reader_ and the cache below
   std::unique_ptr<Db> reader_;
@@ -519,8 +612,11 @@ class SqliteGateway final : public Gateway, private core::StoreContext {
 
 // ---- Push -------------------------------------------------------------------------------
 
-Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushOutcome& out) {
+Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushOutcome& out,
+                             const PushPrepared* prepared) {
   const int64_t now = clock_->NowMs();
+  std::optional<PushPrepared> own;
+  if (prepared == nullptr) prepared = &own.emplace(PreparePush(req, *key_, now));
   conflict_record_id_.clear();
   if (!MayPush(caller.role)) {
     return Status::Forbidden("agencies of role " + std::string(config::RoleName(caller.role)) +
@@ -533,13 +629,7 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
 
   // Idempotency first: a replay of an accepted push gets its first answer even if the
   // registry has changed since.
-  std::vector<std::string> sorted_recipients = req.recipients;
-  std::sort(sorted_recipients.begin(), sorted_recipients.end());
-  json content = {{"record", record::ToJson(req.record)},
-                  {"purpose", req.purpose},
-                  {"recipients", sorted_recipients}};
-  if (req.override_request) content["override"] = *req.override_request;
-  const std::string content_hash = core::Sha256(record::CanonicalJson(content));
+  const std::string& content_hash = prepared->content_hash;
   {
     auto find = db_->Prepare(
         "SELECT record_id, content_hash, response_json FROM records "
@@ -620,7 +710,7 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
   // Decide, per recipient.
   out = PushOutcome{};
   out.created = true;
-  out.record_id = core::RandomId("rec_");
+  out.record_id = prepared->record_id;
   const std::string subject = record::PrimaryRef(req.record.subject);
   struct Planned {
     const config::Agency* agency;
@@ -640,15 +730,15 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
       return Status::Internal("policy decided redact without a redacted record");
     }
     Delivery del{agency->id, d.decision, d.reasons, ""};
-    if (d.decision != "deny") del.message_id = core::RandomId("msg_");
+    if (d.decision != "deny") del.message_id = core::TimeOrderedId("msg_", now);
     out.deliveries.push_back(del);
     planned.push_back({agency, std::move(d)});
   }
 
-  // The record, sealed, bound to its id.
-  std::string nonce;
-  auto ciphertext = SealJson(record::ToJson(req.record), out.record_id, &nonce);
-  if (!ciphertext.ok()) return ciphertext.status();
+  // The record, sealed, bound to its id (PreparePush).
+  if (!prepared->sealed_record.ok()) return prepared->sealed_record.status();
+  const std::string& nonce = prepared->sealed_record->nonce;
+  const std::string& ciphertext = prepared->sealed_record->ciphertext;
   {
     auto ins = db_->Prepare(
         "INSERT INTO records(record_id, source_agency, source_record_id, source_version, "
@@ -659,7 +749,7 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
     s.Bind(1, out.record_id).Bind(2, req.record.source.agency).Bind(3, req.record.source.record_id);
     s.Bind(4, req.record.source.version).BindBlob(5, content_hash);
     s.Bind(6, record::KindName(req.record.kind)).Bind(7, subject).Bind(8, req.purpose);
-    s.Bind(9, now).BindBlob(10, nonce).BindBlob(11, *ciphertext);
+    s.Bind(9, now).BindBlob(10, nonce).BindBlob(11, ciphertext);
     s.Bind(12, record::CanonicalJson(out.ToJson()));
     if (Status st = s.Run(); !st.ok()) return st;
   }
@@ -783,6 +873,11 @@ Status SqliteGateway::DoReadMailbox(const Caller& caller, int limit, const std::
                               : UnsealJson(s.Blob(8), s.Blob(9), m.message_id);
       if (!body.ok()) return body.status();
       m.record = std::move(*body);
+    } else if (!s.IsNull(9)) {
+      // A notice that carries records (transfers.cc) is sealed, bound to its message id.
+      auto notice = UnsealJson(s.Blob(8), s.Blob(9), m.message_id);
+      if (!notice.ok()) return notice.status();
+      m.notice = std::move(*notice);
     } else {
       auto notice = ParseStoredJson(s.Text(7), "a notice");
       if (!notice.ok()) return notice.status();
@@ -1231,7 +1326,7 @@ Result<std::string> SqliteGateway::InsertNotice(const std::string& recipient,
                                                 const std::string& record_id,
                                                 const std::string& purpose, const json& notice,
                                                 int64_t now) {
-  std::string id = core::RandomId("msg_");
+  std::string id = core::TimeOrderedId("msg_", now);
   auto ins = db_->Prepare(
       "INSERT INTO messages(message_id, type, recipient, sender, record_id, purpose, "
       "delivered_at_ms, notice_json) VALUES (?1, 'notice', ?2, ?3, ?4, ?5, ?6, ?7)");
@@ -1338,6 +1433,8 @@ Status SqliteGateway::DoSweep(int64_t now, SweepReport& out) {
     }
     if (Status st = Append(e); !st.ok()) return st;
   }
+  // Transfer deadlines (transfers.cc): escalations due by now, in the same job.
+  if (transfers_) return transfers_->SweepEscalations(now, out);
   return Status::Ok();
 }
 
@@ -1377,6 +1474,17 @@ Gateway::Stats SqliteGateway::GetStats() {
         stats_generation_ = generation;
       }
     }
+  }
+  // The transfer outbox, per peer: every configured peer appears, with 0 when empty.
+  if (reader_) {
+    if (const auto registry = Registry()) {
+      for (const config::Peer& p : registry->peers) {
+        st.outbox_depth[p.area] = 0;
+        st.outbox_oldest_age_ms[p.area] = 0;
+        st.outbox_failed[p.area] = 0;
+      }
+    }
+    (void)core::TransferStore::ReadOutboxStats(*reader_, clock_->NowMs(), st);
   }
   const int64_t now = clock_->NowMs();
   st.mailbox_depth = depth_cache_;

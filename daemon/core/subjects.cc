@@ -177,7 +177,7 @@ Result<bool> SubjectHasNhs(Db& db, const std::string& subject_id) {
 }
 
 Result<std::string> NewSubject(Db& db, int64_t now) {
-  std::string id = RandomId("sub_");
+  std::string id = TimeOrderedId("sub_", now);  // keeps the subject_id indexes appending
   auto ins = db.Prepare("INSERT INTO subjects(subject_id, created_at_ms) VALUES (?1, ?2)");
   if (!ins.ok()) return ins.status();
   (*ins)->Bind(1, id).Bind(2, now);
@@ -488,7 +488,7 @@ Status SubjectIndex::Link(StoreContext& store, const Caller& caller, const recor
     if (Status s = AddRefs(db, *held, unknown, "held", record_id, now); !s.ok()) return s;
     if (Status s = AttachRecord(db, *held, record_id); !s.ok()) return s;
     if (Status s = add_traits(*held); !s.ok()) return s;
-    const std::string review_id = RandomId("lrv_");
+    const std::string review_id = TimeOrderedId("lrv_", now);
     auto ins = db.Prepare(
         "INSERT INTO link_reviews(review_id, record_id, subject_id, subject_ref, reason, "
         "candidates_json, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
@@ -574,35 +574,45 @@ Status SubjectIndex::Link(StoreContext& store, const Caller& caller, const recor
     const auto swapped = SwapDayMonth(traits.birth_date);
     const std::string swapped_key = swapped ? Key("dob", *swapped) : dob_key;
     const std::string pc_key = traits.postcode.empty() ? "" : Key("postcode", traits.postcode);
-    auto q = db.Prepare(
-        "SELECT subject_id, fingerprint, nonce, sealed FROM subject_traits "
-        "WHERE dob_key IN (?1, ?2) UNION "
-        "SELECT subject_id, fingerprint, nonce, sealed FROM subject_traits WHERE postcode_key = ?3 "
-        "LIMIT ?4");
-    if (!q.ok()) return q.status();
-    Stmt& s = **q;
-    if (dob_key.empty()) {
-      s.BindNull(1).BindNull(2);
-    } else {
-      s.BindBlob(1, dob_key).BindBlob(2, swapped_key);
-    }
-    if (pc_key.empty()) {
-      s.BindNull(3);
-    } else {
-      s.BindBlob(3, pc_key);
-    }
-    s.Bind(4, kMaxCandidateRows);
+    // Two bounded index lookups rather than one UNION: a UNION would gather every row on both
+    // sides before the LIMIT applied, so a common date of birth or postcode would make each
+    // push scan the whole table.
     struct Row {
       std::string subject_id, fingerprint, nonce, sealed;
     };
     std::vector<Row> rows;
-    for (;;) {
-      auto row = s.Step();
-      if (!row.ok()) return row.status();
-      if (!*row) break;
-      rows.push_back({s.Text(0), s.Blob(1), s.Blob(2), s.Blob(3)});
+    std::set<std::pair<std::string, std::string>> seen;  // (subject_id, fingerprint)
+    auto gather = [&](const char* sql, const std::vector<std::string>& keys) -> Status {
+      auto q = db.Prepare(sql);
+      if (!q.ok()) return q.status();
+      Stmt& s = **q;
+      int i = 1;
+      for (const std::string& k : keys) s.BindBlob(i++, k);
+      s.Bind(i, kMaxCandidateRows);
+      for (;;) {
+        auto row = s.Step();
+        if (!row.ok()) return row.status();
+        if (!*row) break;
+        Row r{s.Text(0), s.Blob(1), s.Blob(2), s.Blob(3)};
+        if (seen.emplace(r.subject_id, r.fingerprint).second) rows.push_back(std::move(r));
+      }
+      s.Reset();
+      return Status::Ok();
+    };
+    if (!dob_key.empty()) {
+      Status st = gather(
+          "SELECT subject_id, fingerprint, nonce, sealed FROM subject_traits "
+          "WHERE dob_key IN (?1, ?2) LIMIT ?3",
+          {dob_key, swapped_key});
+      if (!st.ok()) return st;
     }
-    s.Reset();
+    if (!pc_key.empty()) {
+      Status st = gather(
+          "SELECT subject_id, fingerprint, nonce, sealed FROM subject_traits "
+          "WHERE postcode_key = ?1 LIMIT ?2",
+          {pc_key});
+      if (!st.ok()) return st;
+    }
     std::map<std::string, bool> excluded;  // subject -> holds another NHS number
     for (const Row& r : rows) {
       if (!nhs_ref.empty()) {

@@ -1,5 +1,7 @@
 #include "daemon/core/writer.h"
 
+#include <sqlite3.h>
+
 #include <algorithm>
 #include <chrono>
 #include <exception>
@@ -29,12 +31,93 @@ auto Guarded(F&& f) -> decltype(f()) {
 
 }  // namespace
 
-Writer::Writer(Db* db, AuditLog* audit, uint32_t max_batch)
-    : db_(db), audit_(audit), max_batch_(std::max<uint32_t>(1, max_batch)) {
-  audit_entries_.store(audit_->head().seq);
+// ---- Checkpointer ------------------------------------------------------------------------
+
+Result<std::unique_ptr<Checkpointer>> Checkpointer::Start(const std::string& db_path) {
+  auto db = Db::Open(db_path, Db::Mode::kReadWriteCreate);
+  if (!db.ok()) return db.status();
+  // FULL: the database file is synced before frames count as copied (see the header). This
+  // connection never writes a transaction, so it never checkpoints on its own either.
+  if (Status s = (*db)->Exec("PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=0;"); !s.ok()) {
+    return s;
+  }
+  std::unique_ptr<Checkpointer> c(new Checkpointer(std::move(*db)));
+  c->thread_ = std::thread([p = c.get()] { p->Loop(); });
+  return c;
 }
 
-Writer::~Writer() { Shutdown(); }
+Checkpointer::~Checkpointer() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Checkpointer::Nudge(int wal_frames) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Fewer frames than were copied: the log was started afresh since.
+    if (wal_frames < copied_) copied_ = 0;
+    if (wal_frames - copied_ < kBackgroundFrames || wake_) return;
+    wake_ = true;
+  }
+  cv_.notify_one();
+}
+
+void Checkpointer::Loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [this] { return stopping_ || wake_; });
+    if (stopping_) return;
+    wake_ = false;
+    lock.unlock();
+    int log_frames = 0, copied = 0;
+    // PASSIVE never waits: a busy result (another checkpoint is running, e.g. the writer's
+    // own) just means the next nudge tries again. A failure leaves the frames in the log,
+    // where they stay durable, and the writer's own checkpoint as the fallback.
+    const int rc = sqlite3_wal_checkpoint_v2(db_->raw(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                             &log_frames, &copied);
+    lock.lock();
+    if (rc == SQLITE_OK) {
+      copied_ = copied;
+      checkpoints_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+}
+
+// ---- Writer -----------------------------------------------------------------------------
+
+Writer::Writer(Db* db, AuditLog* audit, uint32_t max_batch, Checkpointer* checkpointer)
+    : db_(db),
+      audit_(audit),
+      max_batch_(std::max<uint32_t>(1, max_batch)),
+      checkpointer_(checkpointer) {
+  audit_entries_.store(audit_->head().seq);
+  // Replaces SQLite's automatic checkpoint (itself a WAL hook) with ours.
+  if (checkpointer_ != nullptr) sqlite3_wal_hook(db_->raw(), &Writer::AfterWalCommit, this);
+}
+
+int Writer::AfterWalCommit(void* self, ::sqlite3* db, const char* name, int wal_frames) {
+  auto* writer = static_cast<Writer*>(self);
+  if (wal_frames >= kInlineCheckpointFrames) {
+    // What SQLite's automatic checkpoint would do, at a larger size. Nearly every frame has
+    // been copied in the background by now, so this copies the rest, after which the next
+    // transaction starts the log afresh. Busy (the background one is running): the next
+    // commit tries again.
+    (void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  } else {
+    writer->checkpointer_->Nudge(wal_frames);
+  }
+  return SQLITE_OK;  // the commit has happened whatever a checkpoint does
+}
+
+Writer::~Writer() {
+  Shutdown();
+  // The hook points at this writer: give the connection SQLite's own checkpoints back.
+  if (checkpointer_ != nullptr) sqlite3_wal_autocheckpoint(db_->raw(), 1000);
+}
 
 void Writer::Start() {
   thread_ = std::thread([this] { Loop(); });
@@ -96,6 +179,12 @@ void Writer::Loop() {
   }
 }
 
+Status Writer::Transaction(const char* sql) {
+  auto stmt = db_->Prepare(sql);
+  if (!stmt.ok()) return stmt.status();
+  return (*stmt)->Run();
+}
+
 void Writer::FailBatch(std::vector<Job>& batch, const Status& why) {
   db_->ResetAll();
   if (db_->InTransaction()) (void)db_->Exec("ROLLBACK");
@@ -107,7 +196,7 @@ void Writer::FailBatch(std::vector<Job>& batch, const Status& why) {
 
 void Writer::RunBatch(std::vector<Job>& batch, bool final_head) {
   if (batch.empty() && !audit_->HeadDueIn()) return;  // no work, and no head waiting
-  if (Status s = db_->Exec("BEGIN IMMEDIATE"); !s.ok()) {
+  if (Status s = Transaction("BEGIN IMMEDIATE"); !s.ok()) {
     FailBatch(batch, s);
     return;
   }
@@ -116,14 +205,14 @@ void Writer::RunBatch(std::vector<Job>& batch, bool final_head) {
   for (size_t i = 0; i < batch.size(); ++i) {
     Job& job = batch[i];
     const AuditLog::Checkpoint saved = audit_->Save();
-    if (Status s = db_->Exec("SAVEPOINT job"); !s.ok()) {
+    if (Status s = Transaction("SAVEPOINT job"); !s.ok()) {
       FailBatch(batch, Status::Internal(s.detail()));
       return;
     }
     Status result = Guarded(job.run);
     db_->ResetAll();
     if (!result.ok()) {
-      if (Status s = db_->Exec("ROLLBACK TO job"); !s.ok()) {
+      if (Status s = Transaction("ROLLBACK TO job"); !s.ok()) {
         FailBatch(batch, Status::Internal(s.detail()));
         return;
       }
@@ -132,7 +221,7 @@ void Writer::RunBatch(std::vector<Job>& batch, bool final_head) {
         Status audited = Guarded([&] { return job.on_refused(result); });
         db_->ResetAll();
         if (!audited.ok()) {
-          if (Status s = db_->Exec("ROLLBACK TO job"); !s.ok()) {
+          if (Status s = Transaction("ROLLBACK TO job"); !s.ok()) {
             FailBatch(batch, Status::Internal(s.detail()));
             return;
           }
@@ -142,7 +231,7 @@ void Writer::RunBatch(std::vector<Job>& batch, bool final_head) {
         }
       }
     }
-    if (Status s = db_->Exec("RELEASE job"); !s.ok()) {
+    if (Status s = Transaction("RELEASE job"); !s.ok()) {
       FailBatch(batch, Status::Internal(s.detail()));
       return;
     }
@@ -154,7 +243,7 @@ void Writer::RunBatch(std::vector<Job>& batch, bool final_head) {
   // costs only the head: its savepoint is rolled back and the entries commit without it.
   {
     const AuditLog::Checkpoint saved = audit_->Save();
-    if (Status s = db_->Exec("SAVEPOINT head"); !s.ok()) {
+    if (Status s = Transaction("SAVEPOINT head"); !s.ok()) {
       FailBatch(batch, Status::Internal(s.detail()));
       return;
     }
@@ -162,19 +251,19 @@ void Writer::RunBatch(std::vector<Job>& batch, bool final_head) {
     db_->ResetAll();
     if (!signed_head.ok()) {
       audit_->Restore(saved);
-      if (Status s = db_->Exec("ROLLBACK TO head"); !s.ok()) {
+      if (Status s = Transaction("ROLLBACK TO head"); !s.ok()) {
         FailBatch(batch, Status::Internal(s.detail()));
         return;
       }
     }
-    if (Status s = db_->Exec("RELEASE head"); !s.ok()) {
+    if (Status s = Transaction("RELEASE head"); !s.ok()) {
       FailBatch(batch, Status::Internal(s.detail()));
       return;
     }
   }
 
   const auto t0 = std::chrono::steady_clock::now();
-  Status commit = db_->Exec("COMMIT");
+  Status commit = Transaction("COMMIT");
   const auto t1 = std::chrono::steady_clock::now();
   if (!commit.ok()) {
     FailBatch(batch,

@@ -14,8 +14,15 @@
 // work arrives, the writer wakes when the head falls due and commits it on its own. Shutdown
 // signs a last head over everything committed.
 //
-// Ownership: the Writer does not own the connection or the audit log it is given; both must
-// outlive it, and nothing else may use them while the writer thread runs.
+// Checkpoints: with a Checkpointer, the write-ahead log is copied back into the database file
+// on the checkpointer's own thread and connection, so a COMMIT never waits for that copy (and
+// its fsync of the database file). The writer only wakes it after a commit; it checkpoints
+// itself, as SQLite would, only when the log has grown past kInlineCheckpointFrames (the
+// checkpointer has fallen behind, or the log must be reset: see Checkpointer).
+//
+// Ownership: the Writer does not own the connection, the audit log or the checkpointer it is
+// given; all must outlive it, and nothing else may use the connection or the audit log while
+// the writer thread runs.
 // Thread-safety: Submit, Shutdown and the counters may be called from any thread.
 #pragma once
 
@@ -24,7 +31,9 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -50,9 +59,58 @@ struct Job {
   std::function<void()> after_commit;
 };
 
+// Checkpoints the write-ahead log of one database in the background.
+//
+// It has its own connection with synchronous=FULL: a checkpoint syncs the database file
+// before it marks WAL frames as copied, so the log is never reused over frames whose pages
+// are not yet durable in the database file, and an acknowledged transaction survives a power
+// loss whichever file holds it. Checkpoints are PASSIVE: they copy what no reader still needs
+// and never block the writer or readers.
+//
+// A passive checkpoint that runs beside a busy writer never catches up with the end of the
+// log, and SQLite starts the log afresh only when every frame has been copied. So the writer
+// finishes the job itself (Writer, kInlineCheckpointFrames): by then almost every frame has
+// been copied here and its own checkpoint copies only the rest.
+//
+// Thread-safety: Nudge and the counters may be called from any thread.
+class Checkpointer {
+ public:
+  // Wakes the thread when at least this many frames have not been copied yet.
+  static constexpr int kBackgroundFrames = 1000;  // SQLite's own default autocheckpoint
+
+  // Opens `db_path` (an existing WAL database) and starts the thread.
+  static Result<std::unique_ptr<Checkpointer>> Start(const std::string& db_path);
+  ~Checkpointer();  // stops the thread (a checkpoint under way finishes first)
+  Checkpointer(const Checkpointer&) = delete;
+  Checkpointer& operator=(const Checkpointer&) = delete;
+
+  // After a commit: the log now holds `wal_frames` frames.
+  void Nudge(int wal_frames);
+
+  int64_t checkpoints() const { return checkpoints_.load(std::memory_order_relaxed); }
+
+ private:
+  explicit Checkpointer(std::unique_ptr<Db> db) : db_(std::move(db)) {}
+  void Loop();
+
+  std::unique_ptr<Db> db_;  // this thread's own connection
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool wake_ = false;
+  bool stopping_ = false;
+  int copied_ = 0;  // frames the last checkpoint copied (the log's start, after a reset)
+  std::atomic<int64_t> checkpoints_{0};
+  std::thread thread_;
+};
+
 class Writer {
  public:
-  Writer(Db* db, AuditLog* audit, uint32_t max_batch);
+  // With a checkpointer, the log grows to this many frames before the writer checkpoints it
+  // itself (32 MiB of 4 KiB pages).
+  static constexpr int kInlineCheckpointFrames = 8192;
+
+  // `checkpointer` may be null: SQLite's own automatic checkpoints then run in COMMIT.
+  Writer(Db* db, AuditLog* audit, uint32_t max_batch, Checkpointer* checkpointer = nullptr);
   ~Writer();  // Shutdown()
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
@@ -78,12 +136,19 @@ class Writer {
   // Runs `batch` (possibly empty: just a due tree head) in one transaction. `final_head`
   // signs a head over everything, due or not (at shutdown).
   void RunBatch(std::vector<Job>& batch, bool final_head = false);
+  // Runs one of the transaction statements (BEGIN, SAVEPOINT, RELEASE, ROLLBACK TO, COMMIT),
+  // each prepared once: a batch runs several per job. `sql` must be a string literal.
+  Status Transaction(const char* sql);
   // Rolls back the whole transaction and reloads in-memory state; every job gets `why`.
   void FailBatch(std::vector<Job>& batch, const Status& why);
+
+  // sqlite3_wal_hook: runs on the writer thread after each commit.
+  static int AfterWalCommit(void* self, ::sqlite3* db, const char* name, int wal_frames);
 
   Db* db_;
   AuditLog* audit_;
   const uint32_t max_batch_;
+  Checkpointer* const checkpointer_;
 
   std::mutex mu_;
   std::condition_variable cv_;

@@ -24,6 +24,7 @@
 #include "daemon/audit/proof_bundle.h"
 #include "daemon/audit/tree_head.h"
 #include "daemon/core/gateway.h"
+#include "daemon/ctl/subject_report_html.h"
 
 namespace safegate::ctl {
 namespace {
@@ -596,6 +597,67 @@ int Tail(const Options& o, std::ostream& out, std::ostream& err) {
   }
 }
 
+// `audit export --subject REF`: the subject access report (docs/subject-access.md), as the
+// API's JSON or as the printable page of subject_report_html.h.
+int Export(const Options& o, std::ostream& out, std::ostream& err) {
+  if (!OnlyOptions("export", o, With(kApiOptions, {"--subject", "--format", "--out", "--purpose"}),
+                   err)) {
+    return kExitUsage;
+  }
+  const std::string subject = Opt(o, "--subject");
+  if (subject.empty()) {
+    return Usage(err, "audit export: --subject REF is required (a subject reference such as "
+                      "nhs:9990000018)");
+  }
+  const std::string format = Opt(o, "--format").empty() ? "json" : Opt(o, "--format");
+  if (format != "json" && format != "html") {
+    return Usage(err, "audit export: --format: \"" + format + "\" is not json or html");
+  }
+  // The report states its purpose like every audit read; a subject access request by default.
+  const std::string purpose =
+      Opt(o, "--purpose").empty() ? "subject_access" : Opt(o, "--purpose");
+  auto endpoint = Endpoint("export", o, err);
+  if (!endpoint) return kExitUsage;
+  auto report = GetJson(*endpoint, "/v1/audit/subjects/" + QueryEscape(subject) +
+                                       "/report?purpose=" + QueryEscape(purpose));
+  if (!report.ok()) {
+    err << "safegatectl audit export: " << report.status().detail() << "\n";
+    return kExitFailed;
+  }
+  const std::string text =
+      format == "html" ? RenderSubjectReportHtml(*report) : report->dump(2) + "\n";
+  auto count = [&](const char* key) -> size_t {
+    auto it = report->find(key);
+    return it != report->end() && it->is_array() ? it->size() : 0;
+  };
+  const std::string file = Opt(o, "--out");
+  if (file.empty()) {
+    out << text;
+  } else {
+    const std::string tmp = file + ".tmp";
+    {
+      std::ofstream f(tmp, std::ios::trunc | std::ios::binary);
+      f << text;
+      if (!f.good()) {
+        err << "safegatectl audit export: cannot write " << tmp << "\n";
+        return kExitUsage;
+      }
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, file, ec);
+    if (ec) {
+      err << "safegatectl audit export: cannot write " << file << ": " << ec.message() << "\n";
+      return kExitUsage;
+    }
+    out << file << "\n";
+  }
+  err << "safegatectl audit export: subject access report for " << subject << ": "
+      << count("disclosures") << " disclosures, " << count("refusals") << " refusals, "
+      << count("reads") << " reads; the report is audit entry "
+      << report->value("report_seq", int64_t{0}) << "\n";
+  return kExitOk;
+}
+
 }  // namespace
 
 std::string QueryEscape(const std::string& value) {
@@ -691,8 +753,9 @@ int AuditCommand(const std::string& action, const Options& options,
   if (action == "check-proof") return CheckProof(options, positional, out, err);
   if (action == "query") return Query(options, out, err);
   if (action == "tail") return Tail(options, out, err);
+  if (action == "export") return Export(options, out, err);
   return Usage(err, "unknown audit action \"" + action +
-                        "\" (expected verify, prove, check-proof, query or tail)");
+                        "\" (expected verify, prove, check-proof, query, tail or export)");
 }
 
 }  // namespace safegate::ctl

@@ -7,6 +7,8 @@
 //   check-proof  verifies a bundle with no gateway at all (daemon/audit's VerifyBundleJson)
 //   query        GET /v1/audit with filters; every query states its purpose
 //   tail         the latest entries, and with --follow, new ones as they are written
+//   export       the subject access report of one subject reference, as JSON or as a
+//                printable HTML page (subject_report_html.h, docs/subject-access.md)
 //
 // API commands authenticate with the audit officer's certificate (mutual TLS 1.3); the
 // gateway's certificate must chain to --ca and name the URL's host.

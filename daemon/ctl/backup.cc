@@ -17,6 +17,7 @@
 
 #include "daemon/audit/tree_head.h"
 #include "daemon/core/sqlite.h"
+#include "daemon/transfer/gateway_keys.h"
 
 namespace safegate::ctl {
 namespace {
@@ -283,9 +284,10 @@ Result<BackupReport> BackupStore(const std::string& data_dir, const std::string&
   report.bytes = static_cast<int64_t>(fs::file_size(to, ec));
   report.pages = *pages;
   report.audit = std::move(*audit);
-  report.key_files = (dir / kAtRestKeyFile).string() +
-                     " (or the [store] key_file configured) and " +
-                     (dir / kSigningKeyFile).string();
+  report.key_files = (dir / kAtRestKeyFile).string() + " (or the [store] key_file configured), " +
+                     (dir / kSigningKeyFile).string() + ", " +
+                     (dir / transfer::kSigningKeyFile).string() + " and " +
+                     (dir / transfer::kSealingKeyFile).string();
   return report;
 }
 
@@ -385,7 +387,10 @@ Result<RestoreReport> RestoreStore(const std::string& from_file, const std::stri
   }
   if (Status s = FsyncPath(dir, true); !s.ok()) return s;
 
-  for (const char* key : {kAtRestKeyFile, kSigningKeyFile}) {
+  // The transfer keys too: without them the gateway would make new ones at its start, which
+  // its peers do not know (they refuse its messages until given the new public keys).
+  for (std::string_view key : {std::string_view(kAtRestKeyFile), std::string_view(kSigningKeyFile),
+                               transfer::kSigningKeyFile, transfer::kSealingKeyFile}) {
     if (!fs::exists(dir / key, ec)) report.missing_keys.push_back((dir / key).string());
   }
   return report;

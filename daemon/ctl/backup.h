@@ -7,9 +7,11 @@
 // (PRAGMA integrity_check, and the audit log verified offline) before it is renamed into
 // place, so FILE is either a complete backup or untouched.
 //
-// The backup holds no key: the at-rest key (store.key) and the tree-head signing key
-// (signing.key) stay in the data directory and must be backed up separately. Record bodies
-// in the backup are sealed under store.key and cannot be read without it.
+// The backup holds no key: the at-rest key (store.key), the tree-head signing key
+// (signing.key) and the transfer keys (transfer_signing.key, transfer_sealing.key) stay in the
+// data directory and must be backed up separately. Record bodies in the backup are sealed
+// under store.key and cannot be read without it; peer gateways know this gateway by its
+// transfer keys.
 //
 // RestoreStore puts a backup back into a data directory. It takes the data directory's lock
 // (safegate.lock, the flock every gateway holds while it runs) and refuses while a gateway

@@ -110,6 +110,12 @@ TEST(SafegatectlTest, HelpExitsZero) {
   EXPECT_EQ(Ctl({"--help"}, &out), 0);
   EXPECT_NE(out.find("sandbox up --dir DIR"), std::string::npos) << out;
   EXPECT_NE(out.find("audit verify (--data-dir DIR | API)"), std::string::npos) << out;
+  EXPECT_NE(out.find("keys show (--data-dir DIR [--area AREA] | --config FILE)"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("keys init (--data-dir DIR"), std::string::npos) << out;
+  EXPECT_NE(out.find("DIR/transfer_signing.key and DIR/transfer_sealing.key separately"),
+            std::string::npos)
+      << out;
 }
 
 TEST(SafegatectlTest, UsageErrorsNameWhatWasWrong) {
@@ -131,6 +137,19 @@ TEST(SafegatectlTest, UsageErrorsNameWhatWasWrong) {
       {{"sandbox", "down", "--dir", "x", "--areas", "bradford"}, "does not apply"},
       {{"audit", "verify"}, "--data-dir DIR (offline) or --url URL (through the API) is required"},
       {{"audit", "erase", "--data-dir", "x"}, "unknown audit action \"erase\""},
+      {{"keys"}, "keys: expected show or init"},
+      {{"keys", "rotate", "--data-dir", "x"}, "unknown keys action \"rotate\""},
+      {{"keys", "show"}, "keys show: --data-dir DIR is required"},
+      {{"keys", "init", "--data-dir", ""}, "keys init: --data-dir DIR is required"},
+      {{"keys", "show", "--data-dir"}, "--data-dir needs a value"},
+      {{"keys", "show", "--data-dir", "x", "extra"}, "unexpected argument extra"},
+      {{"keys", "show", "--data-dir", "x", "--dir", "y"},
+       "option --dir does not apply to `keys show`"},
+      {{"keys", "show", "--data-dir", "x", "--area", "West Yorkshire"},
+       "--area: \"West Yorkshire\" is not an area slug"},
+      {{"keys", "show", "--data-dir", "x", "--config", "y"}, "not both"},
+      {{"keys", "show", "--config", "/nonexistent/safegated.toml"},
+       "/nonexistent/safegated.toml: cannot read: no such file"},
   };
   for (const auto& c : cases) {
     std::string out;
@@ -193,6 +212,95 @@ TEST(SafegatectlTest, RetentionRunNeedsAStore) {
   TempDir tmp;
   EXPECT_EQ(Ctl({"retention", "run", "--data-dir", tmp.path()}, &out), 1);
   EXPECT_NE(out.find("no safegate store in " + tmp.path()), std::string::npos) << out;
+}
+
+// The value of `name = "..."` in TOML lines, or "" when absent.
+std::string TomlString(const std::string& text, const std::string& name) {
+  const std::string start = "\n" + name + " = \"";
+  size_t at = text.find(start);
+  if (at == std::string::npos) return "";
+  at += start.size();
+  size_t end = text.find('"', at);
+  return end == std::string::npos ? "" : text.substr(at, end - at);
+}
+
+TEST(SafegatectlKeysTest, ShowNeverCreatesInitCreatesThenShowPrintsTheSameKeys) {
+  TempDir tmp;
+  const std::string dir = tmp.path();
+  const std::string signing = dir + "/transfer_signing.key";
+  const std::string sealing = dir + "/transfer_sealing.key";
+  std::string out;
+
+  // Nothing there: show fails, says how to get keys, and makes none.
+  EXPECT_EQ(Ctl({"keys", "show", "--data-dir", dir}, &out), 1) << out;
+  const std::string init = "`safegatectl keys init --data-dir " + dir + "`";
+  EXPECT_NE(out.find("no transfer keys in " + dir +
+                     "; safegated creates them at first start, or run " + init),
+            std::string::npos)
+      << out;
+  EXPECT_FALSE(fs::exists(signing));
+  EXPECT_FALSE(fs::exists(sealing));
+
+  ASSERT_EQ(Ctl({"keys", "init", "--data-dir", dir, "--area", "bradford"}, &out), 0) << out;
+  EXPECT_NE(out.find("created " + signing + " and " + sealing), std::string::npos) << out;
+  for (const std::string& f : {signing, sealing}) {
+    ASSERT_TRUE(fs::is_regular_file(f)) << f;
+    EXPECT_EQ(fs::file_size(f), 32u) << f;
+    EXPECT_EQ(fs::status(f).permissions(), fs::perms::owner_read | fs::perms::owner_write) << f;
+  }
+  const std::string init_signing = TomlString(out, "signing_public_key");
+  const std::string init_sealing = TomlString(out, "sealing_public_key");
+  EXPECT_EQ(TomlString(out, "area"), "bradford") << out;
+  EXPECT_EQ(init_signing.size(), 44u) << out;  // base64 of 32 bytes
+  EXPECT_EQ(init_sealing.size(), 44u) << out;
+  EXPECT_NE(init_signing, init_sealing);
+
+  // show prints the very same keys, and changes nothing.
+  ASSERT_EQ(Ctl({"keys", "show", "--data-dir", dir, "--area", "bradford"}, &out), 0) << out;
+  EXPECT_EQ(TomlString(out, "area"), "bradford") << out;
+  EXPECT_EQ(TomlString(out, "signing_public_key"), init_signing) << out;
+  EXPECT_EQ(TomlString(out, "sealing_public_key"), init_sealing) << out;
+  EXPECT_NE(out.find("[[peer]]"), std::string::npos) << out;
+
+  // Without an area: the key lines only.
+  ASSERT_EQ(Ctl({"keys", "show", "--data-dir", dir}, &out), 0) << out;
+  EXPECT_EQ(out.find("\narea = "), std::string::npos) << out;
+  EXPECT_EQ(TomlString(out, "signing_public_key"), init_signing) << out;
+  EXPECT_EQ(TomlString(out, "sealing_public_key"), init_sealing) << out;
+
+  // init again keeps the keys.
+  ASSERT_EQ(Ctl({"keys", "init", "--data-dir", dir}, &out), 0) << out;
+  EXPECT_NE(out.find("exist already; nothing was created"), std::string::npos) << out;
+  EXPECT_EQ(TomlString(out, "signing_public_key"), init_signing) << out;
+  EXPECT_EQ(TomlString(out, "sealing_public_key"), init_sealing) << out;
+}
+
+TEST(SafegatectlKeysTest, ProblemsAreNamed) {
+  TempDir tmp;
+  std::string out;
+  // A data directory that does not exist: show refuses it, init makes it (0700).
+  const std::string missing = tmp.path() + "/data";
+  EXPECT_EQ(Ctl({"keys", "show", "--data-dir", missing}, &out), 2) << out;
+  EXPECT_NE(out.find("data directory " + missing + " does not exist"), std::string::npos) << out;
+  ASSERT_EQ(Ctl({"keys", "init", "--data-dir", missing}, &out), 0) << out;
+  EXPECT_EQ(fs::status(missing).permissions(), fs::perms::owner_all);
+  EXPECT_TRUE(fs::exists(missing + "/transfer_sealing.key"));
+
+  // Half a key set: show names the file that is there; init completes it.
+  const std::string half = tmp.path() + "/half";
+  ASSERT_EQ(Ctl({"keys", "init", "--data-dir", half}, &out), 0) << out;
+  fs::remove(half + "/transfer_sealing.key");
+  EXPECT_EQ(Ctl({"keys", "show", "--data-dir", half}, &out), 1) << out;
+  EXPECT_NE(out.find("no transfer keys in " + half), std::string::npos) << out;
+  EXPECT_NE(out.find(half + "/transfer_signing.key exists"), std::string::npos) << out;
+  ASSERT_EQ(Ctl({"keys", "init", "--data-dir", half}, &out), 0) << out;
+  EXPECT_NE(out.find("created " + half + "/transfer_sealing.key (mode 0600)"), std::string::npos)
+      << out;
+
+  // A key file others may read is refused, naming the file and the fix.
+  fs::permissions(half + "/transfer_signing.key", fs::perms::others_read, fs::perm_options::add);
+  EXPECT_EQ(Ctl({"keys", "show", "--data-dir", half}, &out), 1) << out;
+  EXPECT_NE(out.find("chmod 600 " + half + "/transfer_signing.key"), std::string::npos) << out;
 }
 
 TEST(SandboxTest, AreasAreTheExampleAreas) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "daemon/ctl/keys.h"
 #include "daemon/ctl/sandbox.h"
 #include "daemon/ctl/status.h"
 #include "policy/policy_tool.h"
@@ -34,8 +35,10 @@ Usage:
   safegatectl sandbox up --dir DIR [--areas AREA,...] [--timeout SECONDS]
       Make development certificates for every example agency, write a registry and a config
       per area, start one safegated per area on free loopback ports, wait until each answers,
-      and write DIR/sandbox.json (URLs, pids, data directories, configs, agency certificates).
-      Areas: bradford, cambridgeshire (default: both; each is the other's peer).
+      and write DIR/sandbox.json (URLs, pids, data directories, configs, agency certificates,
+      each gateway's own certificate and key and its public transfer keys).
+      Areas: bradford, cambridgeshire (default: both; each is the other's peer, with the
+      other's gateway certificate and transfer keys in its registry).
       Certificates are made afresh each time; an existing DIR keeps its data directories.
       Finds make-dev-certs via $SAFEGATE_CERTS_SCRIPT, else ../share/safegate/ beside this
       program, else the source tree; safegated via $SAFEGATE_DAEMON, else beside this program,
@@ -61,19 +64,36 @@ Usage:
       purpose and is itself an audit entry.
       API is --url https://HOST:PORT --ca CA.pem --cert AUDIT.pem --key AUDIT.key: an audit
       agency's certificate (mutual TLS 1.3).
+  safegatectl audit export --subject REF API [--format json|html] [--out FILE]
+                           [--purpose P]
+      The subject access report of one subject reference (docs/subject-access.md): every
+      disclosure about it (what, to whom, when, purpose, lawful basis, consent), refusals,
+      consents, who looked, and the signed tree head to verify it by. JSON (default) or a
+      printable HTML page; to FILE or standard output. Purpose defaults to subject_access;
+      the report is itself an audit entry.
   safegatectl subjects review --data-dir DIR
       List the subject links held for review (docs/subjects.md): records that resemble a
       known child but not enough to be linked, or whose identifiers disagree. JSON
       {"reviews": [{"review_id", "record_id", "subject", "reason", "candidates": [{"refs",
       "score", "evidence"}]}], "count"}: references and evidence, never names. Read-only;
       safe while the gateway runs.
+  safegatectl keys show (--data-dir DIR [--area AREA] | --config FILE)
+      Print the gateway's public transfer keys (of DIR/transfer_signing.key and
+      DIR/transfer_sealing.key) as TOML lines for the [[peer]] block of this gateway in
+      another gateway's registry; with --area (or the area of --config), the area line too.
+      Never creates keys: safegated makes them on its first start.
+  safegatectl keys init (--data-dir DIR [--area AREA] | --config FILE)
+      Create the transfer keys in DIR if they are missing (0600, as safegated would), then
+      print them as `keys show` does. Run it as the gateway's user.
   safegatectl backup --data-dir DIR --to FILE
       Copy the store of a gateway's data directory to FILE with SQLite's online backup API,
       while the gateway runs: one consistent snapshot in one self-contained file (0600),
       checked (integrity, audit log verified) before it replaces FILE. Prints a JSON report.
-      The keys are NOT in the backup: back up DIR/store.key and DIR/signing.key separately
-      (the backup's record bodies cannot be read without store.key). Run it as the data
-      directory's owner (e.g. `runuser -u safegate -- safegatectl backup ...`).
+      The keys are NOT in the backup: back up DIR/store.key, DIR/signing.key,
+      DIR/transfer_signing.key and DIR/transfer_sealing.key separately (the backup's record
+      bodies cannot be read without store.key; peers know the gateway by its transfer keys).
+      Run it as the data directory's owner
+      (e.g. `runuser -u safegate -- safegatectl backup ...`).
   safegatectl restore --from FILE --data-dir DIR
       Put a backup back: refuses while a gateway runs on DIR (it holds DIR/safegate.lock);
       verifies the backup's integrity and audit log first (nothing changes if it fails);
@@ -97,7 +117,8 @@ Usage:
   safegatectl --help
 
 Exit status: 0 success (audit chain intact), 1 failure (audit chain broken, backup or
-restore failed or refused), 2 bad usage or unreadable input. --timeout bounds each wait (default 30 seconds).
+restore failed or refused, no transfer keys to show), 2 bad usage or unreadable input.
+--timeout bounds each wait (default 30 seconds).
 )";
 
 struct Args {
@@ -109,10 +130,11 @@ struct Args {
 // Options that take a value; anything else starting with "--" is an error.
 const std::vector<std::string> kValueOptions = {
     "--dir",  "--areas", "--timeout", "--data-dir", "--to",      "--from",       "--admin-url",
-    "--config", "--policy",
+    "--config", "--policy", "--area",
     // audit
     "--seq", "--out", "--url", "--ca", "--cert", "--key", "--purpose", "--public-key",
-    "--subject", "--agency", "--action", "--limit", "--after", "--lines", "--interval"};
+    "--subject", "--agency", "--action", "--limit", "--after", "--lines", "--interval",
+    "--format"};
 // Options that take no value (recorded as "1").
 const std::vector<std::string> kFlagOptions = {"--json", "--follow"};
 
@@ -475,15 +497,20 @@ int main(int argc, char** argv) {
     return kExitUsage;
 #endif
   }
+  if (command == "keys") {
+    if (args->words.size() < 2) return UsageError("keys: expected show or init");
+    if (args->words.size() > 2) return UsageError("unexpected argument " + args->words[2]);
+    return safegate::ctl::KeysCommand(args->words[1], args->options, std::cout, std::cerr);
+  }
   if (command != "sandbox" && command != "audit") {
     return UsageError("unknown command \"" + command +
-                      "\" (expected sandbox, audit, status, backup, restore, policy, "
+                      "\" (expected sandbox, audit, status, keys, backup, restore, policy, "
                       "retention or subjects)");
   }
   if (args->words.size() < 2) {
     return UsageError(command == "sandbox" ? "sandbox: expected up or down"
                                            : "audit: expected verify, prove, check-proof, "
-                                             "query or tail");
+                                             "query, tail or export");
   }
   return command == "sandbox" ? Sandbox(*args, argv[0]) : Audit(*args);
 }

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/ctl/process.h"
+#include "daemon/transfer/gateway_keys.h"
 
 #ifndef SAFEGATE_SOURCE_CERTS_SCRIPT
 #define SAFEGATE_SOURCE_CERTS_SCRIPT ""
@@ -187,6 +188,10 @@ struct AreaRun {
   uint16_t listen_port = 0;
   uint16_t admin_port = 0;
   std::set<std::string> peers_written;  // areas whose endpoint the registry on disk names
+  // The public halves of the gateway's transfer keys (base64), made in data_dir before it
+  // starts so that the other areas' registries name them from the first write.
+  std::string signing_public_key;
+  std::string sealing_public_key;
 
   std::string Url() const { return "https://127.0.0.1:" + std::to_string(listen_port); }
   std::string AdminUrl() const { return "http://127.0.0.1:" + std::to_string(admin_port); }
@@ -210,12 +215,16 @@ std::string RegistryText(const AreaRun& area, const fs::path& certs,
     }
     out << "]\n";
   }
+  // A peer gateway is identified by its own certificate (the one its config serves and
+  // presents as a client), and trusted for transfers by its public keys.
   for (const AreaRun* p : peers) {
     out << "\n[[peer]]\n"
         << "area = " << Quote(p->spec->name) << "\n"
         << "endpoint = " << Quote(p->Url()) << "\n"
         << "certificates = ["
-        << Quote((certs / ("gateway-" + std::string(p->spec->name) + ".pem")).string()) << "]\n";
+        << Quote((certs / ("gateway-" + std::string(p->spec->name) + ".pem")).string()) << "]\n"
+        << "signing_public_key = " << Quote(p->signing_public_key) << "\n"
+        << "sealing_public_key = " << Quote(p->sealing_public_key) << "\n";
   }
   return out.str();
 }
@@ -506,9 +515,23 @@ Status SandboxUp(const SandboxOptions& options) {
     }
   }
 
+  // Every gateway's transfer keys before any registry is written: each registry names the
+  // other gateways' public keys, so a two-area sandbox can exchange sealed bundles at once.
+  // The keys are made as safegated makes them (and kept with the data directory, so a
+  // sandbox brought up again in the same DIR keeps its keys).
   for (auto& a : areas) {
     fs::create_directories(a.data_dir, ec);
     if (ec) return Status::Internal("cannot create " + a.data_dir.string() + ": " + ec.message());
+    auto keys = transfer::GatewayKeys::LoadOrCreate(a.data_dir.string());
+    if (!keys.ok()) {
+      return Status::Internal("transfer keys of the " + std::string(a.spec->name) +
+                              " gateway: " + keys.status().detail());
+    }
+    a.signing_public_key = (*keys)->SigningPublicKeyBase64();
+    a.sealing_public_key = (*keys)->SealingPublicKeyBase64();
+  }
+
+  for (auto& a : areas) {
     // A ports.json left by an earlier run would be read as this run's.
     fs::remove(a.data_dir / "ports.json", ec);
     Status s = WriteRegistry(a, certs, areas);
@@ -565,6 +588,13 @@ Status SandboxUp(const SandboxOptions& options) {
                          {"role", ag.role}};
     }
     area["agencies"] = std::move(agencies);
+    // The gateway's own identity, so that a test can act as this gateway towards its peers
+    // (for example to send them forged or replayed transfer messages).
+    const std::string gateway = "gateway-" + std::string(a.spec->name);
+    area["gateway_cert"] = (certs / (gateway + ".pem")).string();
+    area["gateway_key"] = (certs / (gateway + ".key")).string();
+    area["signing_public_key"] = a.signing_public_key;
+    area["sealing_public_key"] = a.sealing_public_key;
     sandbox["areas"][a.spec->name] = std::move(area);
   }
   Status s = WriteFileAtomically(dir / "sandbox.json", sandbox.dump(2) + "\n");

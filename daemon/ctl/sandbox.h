@@ -8,9 +8,18 @@
 // waits until each answers /healthz, and writes DIR/sandbox.json. The daemons keep running.
 //
 // Peers: each gateway's registry lists every other area of the sandbox as a [[peer]] whose
-// endpoint is that gateway's URL. Areas start one after another, so an area started later is
-// written knowing the earlier areas' URLs; once all are up, the earlier areas' registries are
-// rewritten with the later URLs and those gateways are sent SIGHUP, which re-reads the registry.
+// endpoint is that gateway's URL, identified by that gateway's certificate
+// (certs/gateway-<area>.pem) and trusted by its public transfer keys. Every area's transfer
+// keys are made in its data directory (transfer::GatewayKeys::LoadOrCreate, as safegated
+// would) before any registry is written. Areas start one after another, so an area started
+// later is written knowing the earlier areas' URLs; once all are up, the earlier areas'
+// registries are rewritten with the later URLs and those gateways are sent SIGHUP, which
+// re-reads the registry.
+//
+// sandbox.json (API.md, "The sandbox") has, per area, besides url, admin_url, pid, data_dir,
+// config and agencies: gateway_cert and gateway_key (the gateway's own certificate and key,
+// which it presents to its peers, so a test can act as that gateway) and signing_public_key
+// and sealing_public_key (base64, as in the peers' registries).
 //
 // SandboxDown stops every gateway of a sandbox: the pids in sandbox.json and any safegated
 // restarted by hand with one of its configs (SIGTERM, then a bounded wait).

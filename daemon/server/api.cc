@@ -31,7 +31,14 @@ enum class RouteId {
   kListConsents,
   kQueryStats,
   kIngest,
-  kSubjectFlags
+  kSubjectFlags,
+  kProposeTransfer,  // out-of-area transfers (docs/transfers.md)
+  kGetTransfer,
+  kAcceptTransfer,
+  kDeclineTransfer,
+  kTransferConference,
+  kPeerMessage,  // gateway to gateway: sealed bytes, not JSON
+  kSubjectReport  // the subject access report (docs/subject-access.md)
 };
 
 constexpr unsigned RoleBit(Role r) { return 1u << static_cast<unsigned>(r); }
@@ -42,6 +49,9 @@ constexpr unsigned kAnyAgency = RoleBit(Role::kPolice) | RoleBit(Role::kHealth) 
                                 RoleBit(Role::kCommittee) | RoleBit(Role::kGateway);
 constexpr unsigned kAuditors = RoleBit(Role::kAudit);
 constexpr unsigned kStatsReaders = RoleBit(Role::kAudit) | RoleBit(Role::kCommittee);
+constexpr unsigned kCsc = RoleBit(Role::kCsc);
+constexpr unsigned kTransferLeads = RoleBit(Role::kCsc) | RoleBit(Role::kPolice);
+constexpr unsigned kGateways = RoleBit(Role::kGateway);
 
 // Every request the public listener answers, and who may make it. A segment "{id}" matches
 // any one path segment and is passed to the handler.
@@ -51,7 +61,7 @@ struct Route {
   unsigned roles;
   RouteId id;
 };
-constexpr std::array<Route, 14> kRoutes = {{
+constexpr std::array<Route, 21> kRoutes = {{
     {"POST", "/v1/records", kProducers, RouteId::kPushRecord},
     {"GET", "/v1/records/{id}", kAnyAgency, RouteId::kGetRecord},
     {"GET", "/v1/mailbox", kAnyAgency, RouteId::kReadMailbox},
@@ -66,6 +76,13 @@ constexpr std::array<Route, 14> kRoutes = {{
     {"GET", "/v1/stats", kStatsReaders, RouteId::kQueryStats},
     {"POST", "/v1/ingest/{id}", kProducers, RouteId::kIngest},
     {"GET", "/v1/subjects/{id}/flags", kProducers, RouteId::kSubjectFlags},
+    {"POST", "/v1/transfers", kCsc, RouteId::kProposeTransfer},
+    {"GET", "/v1/transfers/{id}", kTransferLeads, RouteId::kGetTransfer},
+    {"POST", "/v1/transfers/{id}/accept", kTransferLeads, RouteId::kAcceptTransfer},
+    {"POST", "/v1/transfers/{id}/decline", kTransferLeads, RouteId::kDeclineTransfer},
+    {"POST", "/v1/transfers/{id}/conference", kCsc, RouteId::kTransferConference},
+    {"POST", "/v1/peer/messages", kGateways, RouteId::kPeerMessage},
+    {"GET", "/v1/audit/subjects/{id}/report", kAuditors, RouteId::kSubjectReport},
 }};
 
 std::vector<std::string_view> SplitTemplate(std::string_view path) {
@@ -292,9 +309,16 @@ void Api::Dispatch(std::shared_ptr<Call> call) const {
                                     std::string(config::RoleName(call->caller.role)) +
                                     "' may not call " + found->method + " " + found->path));
   }
+  // A peer gateway's certificate (agency "gateway:<area>") opens the gateway-to-gateway
+  // route and nothing else: it is no agency of this area.
+  if (call->caller.agency.rfind("gateway:", 0) == 0 && found->id != RouteId::kPeerMessage) {
+    return Reject(std::move(call),
+                  Status::Forbidden("a peer gateway may only call POST /v1/peer/messages"));
+  }
   // (An ingest body is an export in its own format: Ingest checks its media type.)
   if (call->request.has_body && call->request.method == "POST" &&
-      found->id != RouteId::kIngest && !IsJsonMediaType(call->request.content_type)) {
+      found->id != RouteId::kIngest && found->id != RouteId::kPeerMessage &&
+      !IsJsonMediaType(call->request.content_type)) {
     return Reject(std::move(call),
                   Status(ErrorCode::kUnsupportedMediaType,
                          "request body must be Content-Type application/json (UTF-8), not '" +
@@ -329,6 +353,20 @@ void Api::Dispatch(std::shared_ptr<Call> call) const {
       return Ingest(std::move(call));
     case RouteId::kSubjectFlags:
       return SubjectFlags(std::move(call));
+    case RouteId::kProposeTransfer:
+      return ProposeTransfer(std::move(call));
+    case RouteId::kGetTransfer:
+      return GetTransfer(std::move(call));
+    case RouteId::kAcceptTransfer:
+      return AnswerTransfer(std::move(call), "accept");
+    case RouteId::kDeclineTransfer:
+      return AnswerTransfer(std::move(call), "decline");
+    case RouteId::kTransferConference:
+      return AnswerTransfer(std::move(call), "conference");
+    case RouteId::kPeerMessage:
+      return PeerMessage(std::move(call));
+    case RouteId::kSubjectReport:
+      return SubjectReport(std::move(call));
   }
 }
 
@@ -808,6 +846,96 @@ void Api::ReadMailboxAsFhir(std::shared_ptr<Call> call, int limit, std::string a
         reply.content_type = "application/fhir+json";
         return reply;
       }));
+}
+
+// ---- Out-of-area transfers (docs/transfers.md) ------------------------------------------
+
+// POST /v1/transfers: the body goes to the Gateway whole, which checks every member.
+void Api::ProposeTransfer(std::shared_ptr<Call> call) const {
+  if (Status s = CheckQueryNames(call->target.query, {}); !s.ok()) {
+    return Reject(std::move(call), s);
+  }
+  if (!call->request.has_body) {
+    return Reject(std::move(call),
+                  Status::BadRequest("request body is empty; expected a JSON object"));
+  }
+  auto parsed = ParseJsonBody(call->request.body);
+  if (!parsed.ok()) return Reject(std::move(call), parsed.status());
+  gateway_.ProposeTransfer(call->caller, std::move(parsed).value(),
+                           Deliver<json>(call, [call](const json& out) {
+                             return JsonReply(201, out, call->route);
+                           }));
+}
+
+void Api::GetTransfer(std::shared_ptr<Call> call) const {
+  if (Status s = CheckQueryNames(call->target.query, {}); !s.ok()) {
+    return Reject(std::move(call), s);
+  }
+  gateway_.GetTransfer(call->caller, call->params.at(0),
+                       Deliver<json>(call, [call](const json& view) {
+                         return JsonReply(200, view, call->route);
+                       }));
+}
+
+// accept, decline and conference. The conference's body may be empty (held now).
+void Api::AnswerTransfer(std::shared_ptr<Call> call, std::string action) const {
+  if (Status s = CheckQueryNames(call->target.query, {}); !s.ok()) {
+    return Reject(std::move(call), s);
+  }
+  json body = json::object();
+  if (call->request.has_body) {
+    auto parsed = ParseJsonBody(call->request.body);
+    if (!parsed.ok()) return Reject(std::move(call), parsed.status());
+    body = std::move(parsed).value();
+  } else if (action != "conference") {
+    return Reject(std::move(call),
+                  Status::BadRequest("request body is empty; expected a JSON object"));
+  }
+  gateway_.AnswerTransfer(call->caller, call->params.at(0), std::move(action), std::move(body),
+                          Deliver<json>(call, [call](const json& view) {
+                            return JsonReply(200, view, call->route);
+                          }));
+}
+
+// POST /v1/peer/messages: a peer gateway's sealed message, opened by the Gateway before
+// anything is stored. Only callers whose certificate is a registered peer's reach here.
+void Api::PeerMessage(std::shared_ptr<Call> call) const {
+  if (Status s = CheckQueryNames(call->target.query, {}); !s.ok()) {
+    return Reject(std::move(call), s);
+  }
+  if (BareMediaType(call->request.content_type) != "application/octet-stream") {
+    return Reject(std::move(call),
+                  Status(ErrorCode::kUnsupportedMediaType,
+                         "a transfer message is sent as Content-Type application/octet-stream, "
+                         "not '" + call->request.content_type.substr(0, 100) + "'"));
+  }
+  if (!call->request.has_body) {
+    return Reject(std::move(call), Status::BadRequest("request body is empty; expected the "
+                                                      "sealed transfer message"));
+  }
+  gateway_.ReceivePeerMessage(call->caller, std::move(call->request.body),
+                              Deliver<PeerMessageReceipt>(call, [call](const PeerMessageReceipt& r) {
+                                return JsonReply(200, r.ToJson(), call->route);
+                              }));
+}
+
+
+// GET /v1/audit/subjects/{ref}/report?purpose=P: the subject access report. The reference is
+// checked (and a bad one refused and audited) by the Gateway, like the flags view's.
+void Api::SubjectReport(std::shared_ptr<Call> call) const {
+  const auto& q = call->target.query;
+  if (Status s = CheckQueryNames(q, {"purpose"}); !s.ok()) return Reject(std::move(call), s);
+  auto purpose = q.find("purpose");
+  if (purpose == q.end() || !IsSlug(purpose->second)) {
+    return Reject(std::move(call),
+                  Status::BadRequest("query parameter 'purpose' is required: why the report is "
+                                     "made, a purpose id such as subject_access (1 to 64 of "
+                                     "a-z, 0-9, '-', '_')"));
+  }
+  gateway_.SubjectReport(call->caller, call->params.at(0), purpose->second,
+                         Deliver<json>(call, [call](const json& report) {
+                           return JsonReply(200, report, call->route);
+                         }));
 }
 
 }  // namespace safegate::server

@@ -96,6 +96,11 @@ class Api {
   void Ingest(std::shared_ptr<Call> call) const;  // ingest and the flags view
   void SubjectFlags(std::shared_ptr<Call> call) const;
   void ReadMailboxAsFhir(std::shared_ptr<Call> call, int limit, std::string after) const;
+  void ProposeTransfer(std::shared_ptr<Call> call) const;  // out-of-area transfers
+  void GetTransfer(std::shared_ptr<Call> call) const;
+  void AnswerTransfer(std::shared_ptr<Call> call, std::string action) const;
+  void PeerMessage(std::shared_ptr<Call> call) const;  // gateway to gateway
+  void SubjectReport(std::shared_ptr<Call> call) const;  // the subject access report
   void Reject(std::shared_ptr<Call> call, const Status& status, int http_status = 0,
               std::string allow = "") const;
 

@@ -102,6 +102,11 @@ void Metrics::CountSweep(std::string_view result) {
   ++sweeps_[std::string(result)];
 }
 
+void Metrics::CountTransferSend(std::string_view peer, std::string_view result) {
+  std::lock_guard lock(mu_);
+  ++transfer_sends_[{std::string(peer), std::string(result)}];
+}
+
 void Metrics::SetBuildInfo(std::string version, std::string area, int64_t start_ms) {
   std::lock_guard lock(mu_);
   version_ = std::move(version);
@@ -202,6 +207,13 @@ std::string Metrics::Render(const Gateway::Stats& stats, int64_t now_ms) const {
     LabelledCounter(out, "safegate_reloads_total", "result", reloads_);
     Header(out, "safegate_deadline_sweeps_total", "counter", "Mailbox deadline sweeps, by result.");
     LabelledCounter(out, "safegate_deadline_sweeps_total", "result", sweeps_);
+    Header(out, "safegate_transfer_sends_total", "counter",
+           "Attempts to deliver transfer messages to peer gateways, by peer and result "
+           "(delivered, retry, refused).");
+    for (const auto& [key, n] : transfer_sends_) {
+      out += "safegate_transfer_sends_total{peer=\"" + Escape(key.first) + "\",result=\"" +
+             Escape(key.second) + "\"} " + std::to_string(n) + "\n";
+    }
   }
 
   Header(out, "safegate_connections_open", "gauge", "Open connections on the public listener.");
@@ -238,6 +250,26 @@ std::string Metrics::Render(const Gateway::Stats& stats, int64_t now_ms) const {
   for (const auto& [agency, age_ms] : stats.oldest_unacked_age_ms) {
     out += "safegate_mailbox_oldest_unacked_seconds{agency=\"" + Escape(agency) + "\"} " +
            Number(static_cast<double>(age_ms) / 1000.0) + "\n";
+  }
+
+  // The transfer outbox (docs/transfers.md, "Delivery"), per peer gateway area.
+  Header(out, "safegate_transfer_outbox_backlog", "gauge",
+         "Transfer messages waiting to be delivered to each peer gateway.");
+  for (const auto& [peer, depth] : stats.outbox_depth) {
+    out += "safegate_transfer_outbox_backlog{peer=\"" + Escape(peer) + "\"} " +
+           std::to_string(depth) + "\n";
+  }
+  Header(out, "safegate_transfer_outbox_oldest_seconds", "gauge",
+         "Age of the oldest transfer message not yet delivered to each peer gateway (0: none).");
+  for (const auto& [peer, age_ms] : stats.outbox_oldest_age_ms) {
+    out += "safegate_transfer_outbox_oldest_seconds{peer=\"" + Escape(peer) + "\"} " +
+           Number(static_cast<double>(age_ms) / 1000.0) + "\n";
+  }
+  Header(out, "safegate_transfer_outbox_refused", "gauge",
+         "Transfer messages a peer gateway refused (kept, not retried: see the audit log).");
+  for (const auto& [peer, n] : stats.outbox_failed) {
+    out += "safegate_transfer_outbox_refused{peer=\"" + Escape(peer) + "\"} " +
+           std::to_string(n) + "\n";
   }
   return out;
 }

@@ -42,6 +42,9 @@ class Metrics {
   // result: "ok" or "failed".
   void CountReload(std::string_view result);
   void CountSweep(std::string_view result);
+  // One attempt to deliver a transfer message to the peer gateway of `peer` (an area from
+  // the registry): result "delivered", "retry" or "refused".
+  void CountTransferSend(std::string_view peer, std::string_view result);
 
   // What the gateway is: safegate_build_info{version, area} and its start time.
   void SetBuildInfo(std::string version, std::string area, int64_t start_ms);
@@ -78,6 +81,7 @@ class Metrics {
   std::map<std::string, uint64_t> tls_rejections_;
   std::map<std::string, uint64_t> reloads_;
   std::map<std::string, uint64_t> sweeps_;
+  std::map<std::pair<std::string, std::string>, uint64_t> transfer_sends_;  // (peer, result)
   std::string version_;
   std::string area_;
   int64_t start_ms_ = 0;

@@ -45,6 +45,7 @@
 #include "daemon/server/event_log.h"
 #include "daemon/server/metrics.h"
 #include "daemon/server/notify.h"
+#include "daemon/server/outbox_sender.h"
 #include "daemon/server/store_probe.h"
 #include "daemon/server/tls.h"
 
@@ -138,6 +139,19 @@ Status WriteFileAtomically(const std::string& path, const std::string& content) 
     ::close(dfd);
   }
   return Status::Ok();
+}
+
+// The caller a client certificate names: a registered agency of this area, or a peer gateway
+// of another area (role gateway, agency "gateway:<area>": it may only deliver transfer
+// messages, see Api). Null when the certificate is neither.
+std::optional<Caller> CallerOf(const config::Registry& registry, const std::string& fingerprint) {
+  if (const config::Agency* a = registry.FindByFingerprint(fingerprint)) {
+    return Caller{a->id, a->role, a->area};
+  }
+  if (const config::Peer* p = registry.FindPeerByFingerprint(fingerprint)) {
+    return Caller{"gateway:" + p->area, config::Role::kGateway, p->area};
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -265,6 +279,7 @@ class Server::Impl {
   asio::thread_pool blocking_pool_{1};
   StoreProbe probe_;  // used on blocking_pool_ only
   std::unique_ptr<core::DropWatcher> drops_;  // [[drop]] folders, from Run() to the stop
+  std::unique_ptr<OutboxSender> outbox_;      // transfer messages to peers, Run() to the stop
 
   std::atomic<int> admin_open_{0};
   std::atomic<bool> stopping_{false};
@@ -319,8 +334,8 @@ class TlsSession final : public Connection, public std::enable_shared_from_this<
     X509* cert = SSL_get0_peer_certificate(stream_.native_handle());
     fingerprint_ = Sha256Fingerprint(cert);
     const auto registry = server_.registry();
-    const config::Agency* agency = registry->FindByFingerprint(fingerprint_);
-    if (agency == nullptr) {
+    const std::optional<Caller> known = CallerOf(*registry, fingerprint_);
+    if (!known) {
       TlsRefusal refusal;
       refusal.result = "rejected";
       refusal.reason = "unregistered";
@@ -328,7 +343,7 @@ class TlsSession final : public Connection, public std::enable_shared_from_this<
       refusal.audit = true;
       return Refused(refusal, "certificate not in the agency registry");
     }
-    caller_ = Caller{agency->id, agency->role, agency->area};
+    caller_ = *known;
     server_.metrics().CountHandshake("ok");
     server_.log().Event(LogLevel::kDebug, "connection_authenticated",
                         {{"peer", peer_address_}, {"agency", caller_.agency}});
@@ -496,12 +511,12 @@ class TlsSession final : public Connection, public std::enable_shared_from_this<
 
     // The registry may have changed since the handshake (SIGHUP): re-resolve the caller.
     const auto registry = server_.registry();
-    const config::Agency* agency = registry->FindByFingerprint(fingerprint_);
-    if (agency == nullptr) {
+    const std::optional<Caller> known = CallerOf(*registry, fingerprint_);
+    if (!known) {
       return RefuseAndClose(Status::Unauthenticated("client certificate is no longer registered"),
                             0, "-");
     }
-    caller_ = Caller{agency->id, agency->role, agency->area};
+    caller_ = *known;
 
     ApiRequest request;
     request.method = std::string(req.method_string().substr(0, 32));
@@ -989,6 +1004,26 @@ Status Server::Impl::Run() {
   if (ran_) return Status::Internal("Server::Run called twice");
   ran_ = true;
   if (Status s = StartDropFolders(); !s.ok()) return s;
+  {
+    // The transfer outbox goes to the peer gateways from a thread of its own.
+    OutboxSenderOptions o;
+    o.gateway = gateway_;
+    o.clock = clock_;
+    o.log = log_.get();
+    o.metrics = &metrics_;
+    o.registry = [this] { return registry(); };
+    o.tls = config_->tls;
+    o.base_backoff = config_->transfers.retry_initial;
+    o.max_backoff = config_->transfers.retry_max;
+    auto sender = OutboxSender::Start(std::move(o));
+    if (!sender.ok()) {
+      log_->Event(LogLevel::kError, "transfer_outbox_failed",
+                  {{"error", sender.status().ToString()}});
+      if (drops_) drops_->Stop();
+      return sender.status();
+    }
+    outbox_ = std::move(sender).value();
+  }
   work_.emplace(ioc_->get_executor());
   asio::dispatch(*control_, [this] {
     if (stopping_.load()) return;
@@ -1035,6 +1070,7 @@ Status Server::Impl::Run() {
   // dropped file in hand, then commit what is queued.
   blocking_pool_.wait();
   if (drops_) drops_->Stop();
+  if (outbox_) outbox_->Stop();  // an attempt in progress ends within its timeout
   gateway_->Shutdown();
   log_->Event(LogLevel::kInfo, "stopped");
   return Status::Ok();

@@ -7,10 +7,8 @@ namespace safegate::transfer {
 
 Result<TransferSettings> SettingsFromConfig(const config::Config::Transfers& transfers) {
   TransferSettings settings;
-  settings.deadlines.acceptance_working_days =
-      static_cast<int>(transfers.acceptance_working_days);
-  settings.deadlines.conference_working_days =
-      static_cast<int>(transfers.conference_working_days);
+  settings.deadlines.acceptance_working_days = static_cast<int>(transfers.acceptance_working_days);
+  settings.deadlines.conference_working_days = static_cast<int>(transfers.conference_working_days);
   settings.deadlines.escalation_interval_ms = transfers.escalation_interval.count();
   settings.retry_initial_ms = transfers.retry_initial.count();
   settings.retry_max_ms = transfers.retry_max.count();
