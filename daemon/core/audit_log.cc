@@ -163,6 +163,7 @@ AuditLog::AuditLog(Db* db, AuditLogOptions options)
       tree_(*audit::MerkleTree::Open(&nodes_, 0)) {}  // size 0 reads nothing: cannot fail
 
 Status AuditLog::Load() {
+  ForgetSubjectKeys();
   ChainHead head;
   {
     auto stmt = db_->Prepare("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1");
@@ -276,7 +277,12 @@ Status AuditLog::Append(AuditEntry& e) {
 
 AuditLog::Checkpoint AuditLog::Save() const { return {head_, tree_.Save(), latest_head_}; }
 
+void AuditLog::ForgetSubjectKeys() {
+  if (options_.subject_keys != nullptr) options_.subject_keys->Forget();
+}
+
 void AuditLog::Restore(Checkpoint checkpoint) {
+  ForgetSubjectKeys();  // it may have been found in, or made by, what was rolled back
   head_ = std::move(checkpoint.chain);
   tree_.Restore(std::move(checkpoint.tree));
   latest_head_ = std::move(checkpoint.latest_head);

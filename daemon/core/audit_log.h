@@ -92,7 +92,11 @@ class AuditLog {
     std::optional<audit::SignedTreeHead> latest_head;
   };
   Checkpoint Save() const;
+  // Also forgets the subject key remembered for sealing (see ForgetSubjectKeys).
   void Restore(Checkpoint checkpoint);
+  // Wipes the subject key SubjectKeys::Seal remembers between the entries of one job; the
+  // writer calls it at the start and end of each job (Load and Restore do too).
+  void ForgetSubjectKeys();
 
   const ChainHead& head() const { return head_; }
   uint64_t tree_size() const { return tree_.size(); }

@@ -238,6 +238,55 @@ TypedJob<ConsentRecord> PrepareRecordConsent(StoreContext& store, const Caller& 
   return job;
 }
 
+Result<ConsentList> LoadConsents(StoreContext& store, const std::string& subject) {
+  ConsentList out;
+  out.subject = subject;
+  auto q = store.StoreDb().Prepare(
+      "SELECT consent_id, purpose, status, recorded_at_ms, agency, stored_at_ms, nonce, sealed "
+      "FROM consents WHERE subject_key = ?1 ORDER BY seq");
+  if (!q.ok()) return q.status();
+  Stmt& s = **q;
+  s.BindBlob(1, store.StoreKey().BlindIndex(subject));
+  std::vector<policy::ConsentStatement> statements;
+  for (;;) {
+    auto row = s.Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    ConsentRecord c;
+    c.consent_id = s.Text(0);
+    c.purpose = s.Text(1);
+    c.status = s.Text(2);
+    c.recorded_at_ms = s.Int(3);
+    c.agency = s.Text(4);
+    c.stored_at_ms = s.Int(5);
+    auto fields = store.StoreUnseal(s.Blob(6), s.Blob(7), c.consent_id);
+    if (!fields.ok()) {
+      s.Reset();
+      return fields.status();
+    }
+    c.subject = fields->value("subject", "");
+    if (c.subject != subject) continue;  // a blind-index collision: not this subject
+    c.recorded_by = fields->value("recorded_by", "");
+    if (fields->contains("evidence") && (*fields)["evidence"].is_string()) {
+      c.evidence = (*fields)["evidence"].get<std::string>();
+    }
+    auto purpose = policy::ParsePurpose(c.purpose);
+    auto status = policy::ParseConsentState(c.status);
+    if (purpose && status) {
+      statements.push_back({c.subject, *purpose, *status, TimePoint(c.recorded_at_ms)});
+    }
+    out.consents.push_back(std::move(c));
+  }
+  s.Reset();
+  for (const ConsentRecord& c : out.consents) {
+    auto purpose = policy::ParsePurpose(c.purpose);
+    if (!purpose || out.state.count(c.purpose) > 0) continue;
+    out.state[c.purpose] = std::string(
+        policy::ConsentStateName(policy::LatestConsent(statements, out.subject, *purpose)));
+  }
+  return out;
+}
+
 TypedJob<ConsentList> PrepareListConsents(StoreContext& store, const Caller& caller,
                                           std::string ref) {
   TypedJob<ConsentList> job;
@@ -251,50 +300,9 @@ TypedJob<ConsentList> PrepareListConsents(StoreContext& store, const Caller& cal
     if (!parsed.ok()) {
       return Status::BadRequest(std::string("the subject in the path ") + kRefFormat);
     }
-    out.subject = parsed->ToString();
-    auto q = store.StoreDb().Prepare(
-        "SELECT consent_id, purpose, status, recorded_at_ms, agency, stored_at_ms, nonce, sealed "
-        "FROM consents WHERE subject_key = ?1 ORDER BY seq");
-    if (!q.ok()) return q.status();
-    Stmt& s = **q;
-    s.BindBlob(1, store.StoreKey().BlindIndex(out.subject));
-    std::vector<policy::ConsentStatement> statements;
-    for (;;) {
-      auto row = s.Step();
-      if (!row.ok()) return row.status();
-      if (!*row) break;
-      ConsentRecord c;
-      c.consent_id = s.Text(0);
-      c.purpose = s.Text(1);
-      c.status = s.Text(2);
-      c.recorded_at_ms = s.Int(3);
-      c.agency = s.Text(4);
-      c.stored_at_ms = s.Int(5);
-      auto fields = store.StoreUnseal(s.Blob(6), s.Blob(7), c.consent_id);
-      if (!fields.ok()) {
-        s.Reset();
-        return fields.status();
-      }
-      c.subject = fields->value("subject", "");
-      if (c.subject != out.subject) continue;  // a blind-index collision: not this subject
-      c.recorded_by = fields->value("recorded_by", "");
-      if (fields->contains("evidence") && (*fields)["evidence"].is_string()) {
-        c.evidence = (*fields)["evidence"].get<std::string>();
-      }
-      auto purpose = policy::ParsePurpose(c.purpose);
-      auto status = policy::ParseConsentState(c.status);
-      if (purpose && status) {
-        statements.push_back({c.subject, *purpose, *status, TimePoint(c.recorded_at_ms)});
-      }
-      out.consents.push_back(std::move(c));
-    }
-    s.Reset();
-    for (const ConsentRecord& c : out.consents) {
-      auto purpose = policy::ParsePurpose(c.purpose);
-      if (!purpose || out.state.count(c.purpose) > 0) continue;
-      out.state[c.purpose] = std::string(
-          policy::ConsentStateName(policy::LatestConsent(statements, out.subject, *purpose)));
-    }
+    auto loaded = LoadConsents(store, parsed->ToString());
+    if (!loaded.ok()) return loaded.status();
+    out = std::move(*loaded);
 
     AuditEntry e;
     e.at_ms = now;

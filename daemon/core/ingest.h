@@ -30,9 +30,6 @@ TypedJob<IngestOutcome> PrepareIngest(StoreContext& store, const Caller& caller,
 TypedJob<FlagsView> PrepareSubjectFlags(StoreContext& store, const Caller& caller,
                                         std::string ref, std::string purpose);
 
-// The job answering GET /v1/mailbox for a FHIR client: flag deliveries only.
-TypedJob<MailboxPage> PrepareFlagMailbox(StoreContext& store, const Caller& caller, int limit,
-                                         std::string after);
 
 // The purposes for which a health caller's flag query is a silent read (no access
 // notification), as NHS CP-IS allows for scheduled care.

@@ -83,32 +83,26 @@ void MergeAuditDetail(json& detail, const DeliveryDecision& decision) {
   }
 }
 
-namespace {
-
-Status SetRetention(StoreContext& store, const DeliveryPolicy& policy, const PushRequest& request,
-                    const PushOutcome& outcome,
-                    const std::vector<const DeliveryDecision*>& decisions, int64_t now) {
-  Db& db = store.StoreDb();
+RetentionPlan PlanRetention(const DeliveryPolicy& policy, const PushRequest& request,
+                            const PushOutcome& outcome,
+                            const std::vector<const DeliveryDecision*>& decisions, int64_t now) {
+  RetentionPlan plan;
+  plan.message_until_ms.assign(outcome.deliveries.size(), 0);
   const int kind_days = policy.RetentionDays(request.record.kind);
-  int64_t record_until = kind_days > 0 ? now + kind_days * kDayMs : 0;
+  plan.record_until_ms = kind_days > 0 ? now + kind_days * kDayMs : 0;
   for (size_t i = 0; i < decisions.size() && i < outcome.deliveries.size(); ++i) {
     const Delivery& del = outcome.deliveries[i];
     const DeliveryDecision& d = *decisions[i];
     if (del.message_id.empty() || d.retention_days <= 0) continue;
     const int64_t until = now + d.retention_days * kDayMs;
-    auto upd = db.Prepare("UPDATE messages SET retain_until_ms = ?1 WHERE message_id = ?2");
-    if (!upd.ok()) return upd.status();
-    (*upd)->Bind(1, until).Bind(2, del.message_id);
-    if (Status st = (*upd)->Run(); !st.ok()) return st;
+    plan.message_until_ms[i] = until;
     // A permitted copy is read from the record's own body, which must outlive it.
-    if (d.decision == "permit") record_until = std::max(record_until, until);
+    if (d.decision == "permit") plan.record_until_ms = std::max(plan.record_until_ms, until);
   }
-  if (record_until <= 0) return Status::Ok();  // no period: nothing expires
-  auto upd = db.Prepare("UPDATE records SET retain_until_ms = ?1 WHERE record_id = ?2");
-  if (!upd.ok()) return upd.status();
-  (*upd)->Bind(1, record_until).Bind(2, outcome.record_id);
-  return (*upd)->Run();
+  return plan;
 }
+
+namespace {
 
 Status AuditOverride(StoreContext& store, const Caller& caller, const PushRequest& request,
                      const PushOutcome& outcome,
@@ -171,12 +165,10 @@ Status AuditOverride(StoreContext& store, const Caller& caller, const PushReques
 
 }  // namespace
 
-Status AfterPushDecisions(StoreContext& store, const DeliveryPolicy& policy, const Caller& caller,
-                          const PushRequest& request, const PushOutcome& outcome,
+Status AfterPushDecisions(StoreContext& store, const DeliveryPolicy& /*policy*/,
+                          const Caller& caller, const PushRequest& request,
+                          const PushOutcome& outcome,
                           const std::vector<const DeliveryDecision*>& decisions, int64_t now_ms) {
-  if (Status s = SetRetention(store, policy, request, outcome, decisions, now_ms); !s.ok()) {
-    return s;
-  }
   return AuditOverride(store, caller, request, outcome, decisions, now_ms);
 }
 

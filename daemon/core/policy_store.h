@@ -41,9 +41,20 @@ Status PrepareDecisionContext(StoreContext& store, const DeliveryPolicy& policy,
 // Adds a decision's audit detail to its delivery entry's detail (existing members win).
 void MergeAuditDetail(nlohmann::json& detail, const DeliveryDecision& decision);
 
-// After the push's rows and delivery entries are written: retention deadlines of the record
-// and of each delivered copy (R9), and for a safeguarding override that lifted a consent
-// block, one override_used entry and a notice to the audit agency of the gateway's area (R2).
+// Retention deadlines of a pushed record and of each delivered copy (R9), in ms since the
+// epoch; 0 means no period (kept until deleted otherwise). The push writes them with its rows.
+// `decisions[i]` is the decision for `outcome.deliveries[i]`.
+struct RetentionPlan {
+  int64_t record_until_ms = 0;
+  std::vector<int64_t> message_until_ms;  // one per delivery; 0 for none (or no message)
+};
+RetentionPlan PlanRetention(const DeliveryPolicy& policy, const PushRequest& request,
+                            const PushOutcome& outcome,
+                            const std::vector<const DeliveryDecision*>& decisions, int64_t now_ms);
+
+// After the push's rows (with their PlanRetention deadlines) and delivery entries are
+// written: for a safeguarding override that lifted a consent block, one override_used entry
+// and a notice to the audit agency of the gateway's area (R2).
 // `decisions[i]` is the decision for `outcome.deliveries[i]`.
 Status AfterPushDecisions(StoreContext& store, const DeliveryPolicy& policy, const Caller& caller,
                           const PushRequest& request, const PushOutcome& outcome,
@@ -60,6 +71,10 @@ TypedJob<ConsentRecord> PrepareRecordConsent(StoreContext& store, const Caller& 
                                              nlohmann::json body);
 TypedJob<ConsentList> PrepareListConsents(StoreContext& store, const Caller& caller,
                                           std::string ref);
+// The consent statements recorded under `subject` (canonical reference) and the latest state
+// per purpose, as GET /v1/subjects/{ref}/consents lists them. Reads only; audits nothing (the
+// caller's own entry covers the read). Runs on the writer thread.
+Result<ConsentList> LoadConsents(StoreContext& store, const std::string& subject);
 
 // ---- Statistics (R6) ------------------------------------------------------------------------
 

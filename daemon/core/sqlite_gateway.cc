@@ -188,6 +188,13 @@ class DirLock {
 };
 
 class SqliteGateway final : public Gateway, private core::StoreContext {
+  // Which messages a mailbox page holds: all, or only record deliveries of flags (the FHIR
+  // flag view), and the view named in the page's mailbox_read audit entries ("" for none).
+  struct MailboxScope {
+    bool flags_only = false;
+    std::string view;
+  };
+
  public:
   SqliteGateway(GatewayOptions options, std::unique_ptr<DirLock> lock, std::unique_ptr<Db> db,
                 std::unique_ptr<AtRestKey> key, std::unique_ptr<audit::SigningKey> signing_key,
@@ -269,13 +276,19 @@ class SqliteGateway final : public Gateway, private core::StoreContext {
 
   void ReadMailbox(const Caller& caller, int limit, std::string after,
                    Callback<MailboxPage> done) override {
-    Submit<MailboxPage>([this, caller, limit, after](
-                            MailboxPage& out) { return DoReadMailbox(caller, limit, after, out); },
-                        [this, caller](const Status& refusal) {
-                          AuditEntry e = RejectionEntry(caller.agency, "mailbox_read", refusal);
-                          return Append(e);
-                        },
-                        std::move(done));
+    SubmitMailboxRead(caller, limit, std::move(after), MailboxScope{}, std::move(done));
+  }
+  void SubmitMailboxRead(const Caller& caller, int limit, std::string after, MailboxScope scope,
+                         Callback<MailboxPage> done) {
+    Submit<MailboxPage>(
+        [this, caller, limit, after, scope](MailboxPage& out) {
+          return DoReadMailbox(caller, limit, after, scope, out);
+        },
+        [this, caller](const Status& refusal) {
+          AuditEntry e = RejectionEntry(caller.agency, "mailbox_read", refusal);
+          return Append(e);
+        },
+        std::move(done));
   }
 
   void Ack(const Caller& caller, std::string message_id, Callback<Empty> done) override {
@@ -393,8 +406,8 @@ class SqliteGateway final : public Gateway, private core::StoreContext {
   }
   void ReadFlagMailbox(const Caller& caller, int limit, std::string after,
                        Callback<MailboxPage> done) override {
-    auto job = core::PrepareFlagMailbox(*this, caller, limit, std::move(after));
-    Submit<MailboxPage>(std::move(job.run), std::move(job.on_refused), std::move(done));
+    SubmitMailboxRead(caller, limit, std::move(after), MailboxScope{true, "fhir"},
+                      std::move(done));
   }
 
   // The policy's operations live in consents.cc, stats.cc, retention.cc and policy_push.cc.
@@ -563,7 +576,8 @@ class SqliteGateway final : public Gateway, private core::StoreContext {
   // `prepared` (may be null: then it is worked out here) is PreparePush of `req`.
   Status DoPush(const Caller& caller, const PushRequest& req, PushOutcome& out,
                 const PushPrepared* prepared = nullptr);
-  Status DoReadMailbox(const Caller& caller, int limit, const std::string& after, MailboxPage& out);
+  Status DoReadMailbox(const Caller& caller, int limit, const std::string& after,
+                       const MailboxScope& scope, MailboxPage& out);
   Status DoAck(const Caller& caller, const std::string& message_id);
   Status DoGetRecord(const Caller& caller, const std::string& record_id, json& out);
   Status DoQueryAudit(const Caller& caller, const AuditFilter& filter, AuditPage& out);
@@ -735,6 +749,15 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
     planned.push_back({agency, std::move(d)});
   }
 
+  // Retention deadlines (R9), written with the rows.
+  std::vector<const DeliveryDecision*> decisions;
+  for (const Planned& p : planned) decisions.push_back(&p.decision);
+  const core::RetentionPlan retention =
+      core::PlanRetention(*policy_, req, out, decisions, now);
+  auto until_or_null = [](int64_t until) {
+    return until > 0 ? std::optional<int64_t>(until) : std::nullopt;
+  };
+
   // The record, sealed, bound to its id (PreparePush).
   if (!prepared->sealed_record.ok()) return prepared->sealed_record.status();
   const std::string& nonce = prepared->sealed_record->nonce;
@@ -743,7 +766,8 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
     auto ins = db_->Prepare(
         "INSERT INTO records(record_id, source_agency, source_record_id, source_version, "
         "content_hash, kind, subject_ref, purpose, created_at_ms, nonce, ciphertext, "
-        "response_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+        "response_json, retain_until_ms) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
     if (!ins.ok()) return ins.status();
     Stmt& s = **ins;
     s.Bind(1, out.record_id).Bind(2, req.record.source.agency).Bind(3, req.record.source.record_id);
@@ -751,6 +775,7 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
     s.Bind(6, record::KindName(req.record.kind)).Bind(7, subject).Bind(8, req.purpose);
     s.Bind(9, now).BindBlob(10, nonce).BindBlob(11, ciphertext);
     s.Bind(12, record::CanonicalJson(out.ToJson()));
+    s.Bind(13, until_or_null(retention.record_until_ms));
     if (Status st = s.Run(); !st.ok()) return st;
   }
   for (const record::SubjectRef& ref : record::RefsOf(req.record.subject)) {
@@ -774,7 +799,8 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
     auto ins = db_->Prepare(
         "INSERT INTO messages(message_id, type, recipient, sender, record_id, purpose, decision, "
         "reasons_json, view_nonce, view_ciphertext, delivered_at_ms, deadline_at_ms, "
-        "next_notice_at_ms) VALUES (?1, 'record', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)");
+        "next_notice_at_ms, retain_until_ms) "
+        "VALUES (?1, 'record', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12)");
     if (!ins.ok()) return ins.status();
     Stmt& s = **ins;
     s.Bind(1, del.message_id).Bind(2, del.recipient).Bind(3, caller.agency).Bind(4, out.record_id);
@@ -784,7 +810,7 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
     } else {
       s.BindBlob(8, view_nonce).BindBlob(9, view_ciphertext);
     }
-    s.Bind(10, now).Bind(11, deadline);
+    s.Bind(10, now).Bind(11, deadline).Bind(12, until_or_null(retention.message_until_ms[i]));
     if (Status st = s.Run(); !st.ok()) return st;
   }
 
@@ -819,14 +845,10 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
     core::MergeAuditDetail(e.detail, planned[i].decision);  // rules, basis, withheld fields
     if (Status st = Append(e); !st.ok()) return st;
   }
-  // Retention deadlines; the safeguarding override's entry and notice (policy_push.cc).
-  {
-    std::vector<const DeliveryDecision*> decisions;
-    for (const Planned& p : planned) decisions.push_back(&p.decision);
-    if (Status st = core::AfterPushDecisions(*this, *policy_, caller, req, out, decisions, now);
-        !st.ok()) {
-      return st;
-    }
+  // The safeguarding override's entry and notice (policy_push.cc).
+  if (Status st = core::AfterPushDecisions(*this, *policy_, caller, req, out, decisions, now);
+      !st.ok()) {
+    return st;
   }
   // Which child this is about (daemon/core/subjects.cc): same transaction, own audit entries.
   return subjects_.Link(*this, caller, req.record, out.record_id, req.purpose, now);
@@ -835,17 +857,24 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
 // ---- Mailbox ----------------------------------------------------------------------------
 
 Status SqliteGateway::DoReadMailbox(const Caller& caller, int limit, const std::string& after,
-                                    MailboxPage& out) {
+                                    const MailboxScope& scope, MailboxPage& out) {
   const int64_t now = clock_->NowMs();
   int64_t after_seq = 0;
   if (Status s = CheckPaging(limit, after, &after_seq); !s.ok()) return s;
-
   auto q = db_->Prepare(
-      "SELECT m.seq, m.message_id, m.type, m.record_id, m.sender, m.purpose, m.delivered_at_ms, "
-      "m.notice_json, m.view_nonce, m.view_ciphertext, r.nonce, r.ciphertext, r.subject_ref "
-      "FROM messages m LEFT JOIN records r ON r.record_id = m.record_id "
-      "WHERE m.recipient = ?1 AND m.acked_at_ms IS NULL AND m.expired_at_ms IS NULL "
-      "AND m.seq > ?2 ORDER BY m.seq LIMIT ?3");
+      scope.flags_only
+          ? "SELECT m.seq, m.message_id, m.type, m.record_id, m.sender, m.purpose, "
+            "m.delivered_at_ms, m.notice_json, m.view_nonce, m.view_ciphertext, r.nonce, "
+            "r.ciphertext, r.subject_ref "
+            "FROM messages m JOIN records r ON r.record_id = m.record_id "
+            "WHERE m.recipient = ?1 AND m.acked_at_ms IS NULL AND m.expired_at_ms IS NULL "
+            "AND m.type = 'record' AND r.kind = 'flag' AND m.seq > ?2 ORDER BY m.seq LIMIT ?3"
+          : "SELECT m.seq, m.message_id, m.type, m.record_id, m.sender, m.purpose, "
+            "m.delivered_at_ms, m.notice_json, m.view_nonce, m.view_ciphertext, r.nonce, "
+            "r.ciphertext, r.subject_ref "
+            "FROM messages m LEFT JOIN records r ON r.record_id = m.record_id "
+            "WHERE m.recipient = ?1 AND m.acked_at_ms IS NULL AND m.expired_at_ms IS NULL "
+            "AND m.seq > ?2 ORDER BY m.seq LIMIT ?3");
   if (!q.ok()) return q.status();
   Stmt& s = **q;
   s.Bind(1, caller.agency).Bind(2, after_seq).Bind(3, static_cast<int64_t>(limit) + 1);
@@ -895,6 +924,7 @@ Status SqliteGateway::DoReadMailbox(const Caller& caller, int limit, const std::
     e.actor = caller.agency;
     e.action = "mailbox_read";
     e.detail = {{"count", 0}};
+    if (!scope.view.empty()) e.detail["view"] = scope.view;
     return Append(e);
   }
   for (size_t i = 0; i < out.messages.size(); ++i) {
@@ -908,6 +938,7 @@ Status SqliteGateway::DoReadMailbox(const Caller& caller, int limit, const std::
     e.message_id = m.message_id;
     e.purpose = m.purpose;
     e.detail = {{"type", m.type}};
+    if (!scope.view.empty()) e.detail["view"] = scope.view;
     if (m.type == "notice" && m.notice.is_object() && m.notice.contains("kind")) {
       e.detail["notice"] = m.notice["kind"];
     }

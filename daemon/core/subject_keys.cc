@@ -73,12 +73,18 @@ SubjectKeys::Cache::~Cache() {
   }
 }
 
+void SubjectKeys::Forget() {
+  if (last_) Wipe(last_->key);
+  last_.reset();
+}
+
 Result<SubjectKeys::Sealed> SubjectKeys::Seal(std::string_view subject, std::string_view text,
                                               int64_t seq, int64_t now_ms) {
-  const std::string blind = key_->BlindIndex(subject);
-  Sealed out;
-  std::string key;
-  {
+  if (!last_ || last_->subject != subject) {
+    Forget();
+    const std::string blind = key_->BlindIndex(subject);
+    Remembered found;
+    found.subject = std::string(subject);
     auto find = db_->Prepare(
         "SELECT key_id, nonce, sealed_key FROM subject_keys WHERE blind = ?1");
     if (!find.ok()) return find.status();
@@ -87,43 +93,45 @@ Result<SubjectKeys::Sealed> SubjectKeys::Seal(std::string_view subject, std::str
     auto row = f.Step();
     if (!row.ok()) return row.status();
     if (*row) {
-      out.key_id = f.Int(0);
+      found.key_id = f.Int(0);
       auto opened = key_->Unseal(f.Blob(1), f.Blob(2), KeyAd(blind));
       f.Reset();
       if (!opened.ok()) {
-        return Status::Internal("audit: the key of subject key " + std::to_string(out.key_id) +
+        return Status::Internal("audit: the key of subject key " + std::to_string(found.key_id) +
                                 " does not open: " + opened.status().detail());
       }
-      key = std::move(*opened);
+      found.key = std::move(*opened);
     } else {
       f.Reset();
-      key = RandomBytes(kKeyBytes);
-      auto sealed = key_->Seal(key, KeyAd(blind));
+      found.key = RandomBytes(kKeyBytes);
+      auto sealed = key_->Seal(found.key, KeyAd(blind));
       if (!sealed.ok()) {
-        Wipe(key);
+        Wipe(found.key);
         return sealed.status();
       }
       auto ins = db_->Prepare(
           "INSERT INTO subject_keys(blind, nonce, sealed_key, created_at_ms) "
           "VALUES (?1, ?2, ?3, ?4)");
       if (!ins.ok()) {
-        Wipe(key);
+        Wipe(found.key);
         return ins.status();
       }
       (*ins)->BindBlob(1, blind).BindBlob(2, sealed->nonce).BindBlob(3, sealed->ciphertext);
       (*ins)->Bind(4, now_ms);
       if (Status s = (*ins)->Run(); !s.ok()) {
-        Wipe(key);
+        Wipe(found.key);
         return s;
       }
-      out.key_id = db_->LastInsertRowid();
+      found.key_id = db_->LastInsertRowid();
     }
+    last_ = std::move(found);  // moved, so no unwiped copy is left behind
   }
+  Sealed out;
+  out.key_id = last_->key_id;
   const std::string details =
       AuditDetailsBytes(subject, Hex(RandomBytes(kSaltBytes)), text);
   out.details_hash = Hex(Sha256(details));
-  auto sealed = SealWithKey(key, details, DetailsAd(seq));
-  Wipe(key);
+  auto sealed = SealWithKey(last_->key, details, DetailsAd(seq));
   if (!sealed.ok()) return sealed.status();
   out.blob = sealed->nonce + sealed->ciphertext;
   return out;
@@ -200,6 +208,7 @@ Result<std::optional<int64_t>> SubjectKeys::Find(std::string_view subject) {
 }
 
 Status SubjectKeys::Erase(int64_t key_id, int64_t now_ms, int64_t erased_seq) {
+  Forget();
   auto upd = db_->Prepare(
       "UPDATE subject_keys SET blind = NULL, nonce = NULL, sealed_key = NULL, "
       "erased_at_ms = ?2, erased_seq = ?3 WHERE key_id = ?1 AND erased_at_ms IS NULL");

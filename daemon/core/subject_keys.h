@@ -46,6 +46,9 @@ Result<AuditDetails> ParseAuditDetails(std::string_view bytes);
 class SubjectKeys {
  public:
   SubjectKeys(Db* db, const AtRestKey* key) : db_(db), key_(key) {}
+  ~SubjectKeys() { Forget(); }
+  SubjectKeys(const SubjectKeys&) = delete;
+  SubjectKeys& operator=(const SubjectKeys&) = delete;
 
   struct Sealed {
     int64_t key_id = 0;
@@ -54,8 +57,14 @@ class SubjectKeys {
   };
   // Finds or creates the key of `subject`, makes its details with a fresh salt and seals them
   // for entry `seq`. REQUIRES: a transaction is open (a created key is rolled back with it).
+  // The key last used stays in memory until Forget (or another subject's Seal), so the
+  // several entries of one push look it up and open it once.
   Result<Sealed> Seal(std::string_view subject, std::string_view text, int64_t seq,
                       int64_t now_ms);
+  // Wipes the key Seal remembers. Called whenever what it found may be rolled back or go
+  // stale: by the audit log when a job's savepoint is rolled back and at Load, by the writer
+  // at the start and end of each job, and by Erase.
+  void Forget();
 
   // Keys already unsealed during one operation (a page of entries, a verification), wiped on
   // destruction. A cache must not outlive the operation: a key erased later would survive in it.
@@ -90,6 +99,12 @@ class SubjectKeys {
 
   Db* db_;
   const AtRestKey* key_;
+  struct Remembered {
+    std::string subject;
+    int64_t key_id = 0;
+    std::string key;  // raw; wiped by Forget
+  };
+  std::optional<Remembered> last_;
 };
 
 }  // namespace safegate::core

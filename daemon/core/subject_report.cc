@@ -132,55 +132,6 @@ Result<Loaded> LoadEntries(StoreContext& store, const std::string& subject) {
   return out;
 }
 
-// The consent statements recorded under the reference, as GET /v1/subjects/{ref}/consents
-// lists them (without auditing a consents_queried: the report's own entry covers the read).
-Result<ConsentList> LoadConsents(StoreContext& store, const std::string& subject) {
-  ConsentList out;
-  out.subject = subject;
-  auto q = store.StoreDb().PrepareOnce(
-      "SELECT consent_id, purpose, status, recorded_at_ms, agency, stored_at_ms, nonce, sealed "
-      "FROM consents WHERE subject_key = ?1 ORDER BY seq");
-  if (!q.ok()) return q.status();
-  Stmt& s = **q;
-  s.BindBlob(1, store.StoreKey().BlindIndex(subject));
-  std::vector<policy::ConsentStatement> statements;
-  for (;;) {
-    auto row = s.Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
-    ConsentRecord c;
-    c.consent_id = s.Text(0);
-    c.purpose = s.Text(1);
-    c.status = s.Text(2);
-    c.recorded_at_ms = s.Int(3);
-    c.agency = s.Text(4);
-    c.stored_at_ms = s.Int(5);
-    auto fields = store.StoreUnseal(s.Blob(6), s.Blob(7), c.consent_id);
-    if (!fields.ok()) return fields.status();
-    c.subject = fields->value("subject", "");
-    if (c.subject != subject) continue;  // a blind-index collision: not this subject
-    c.recorded_by = fields->value("recorded_by", "");
-    if (fields->contains("evidence") && (*fields)["evidence"].is_string()) {
-      c.evidence = (*fields)["evidence"].get<std::string>();
-    }
-    auto purpose = policy::ParsePurpose(c.purpose);
-    auto status = policy::ParseConsentState(c.status);
-    if (purpose && status) {
-      statements.push_back({c.subject, *purpose, *status,
-                            std::chrono::system_clock::time_point(
-                                std::chrono::milliseconds(c.recorded_at_ms))});
-    }
-    out.consents.push_back(std::move(c));
-  }
-  for (const ConsentRecord& c : out.consents) {
-    auto purpose = policy::ParsePurpose(c.purpose);
-    if (!purpose || out.state.count(c.purpose) > 0) continue;
-    out.state[c.purpose] = std::string(
-        policy::ConsentStateName(policy::LatestConsent(statements, out.subject, *purpose)));
-  }
-  return out;
-}
-
 // The latest signed tree head with the gateway's public key (API form), or null.
 Result<json> LatestHead(StoreContext& store) {
   auto head = ReadLatestTreeHead(store.StoreDb());

@@ -177,10 +177,11 @@ Result<ErasureReport> GatewayHarness::Erase(const std::string& subject, const st
   });
 }
 
-int64_t GatewayHarness::Count(const std::string& table, const std::string& where) {
+int64_t CountRows(const std::string& db_path, const std::string& table,
+                  const std::string& where) {
   sqlite3* db = nullptr;
   int64_t n = -1;
-  if (sqlite3_open_v2(db_path().c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
     sqlite3_busy_timeout(db, 5000);
     const std::string sql =
         "SELECT count(*) FROM " + table + (where.empty() ? "" : " WHERE " + where);
@@ -193,6 +194,10 @@ int64_t GatewayHarness::Count(const std::string& table, const std::string& where
   }
   sqlite3_close(db);
   return n;
+}
+
+int64_t GatewayHarness::Count(const std::string& table, const std::string& where) {
+  return CountRows(db_path(), table, where);
 }
 
 AuditFilter Filter(std::initializer_list<std::pair<std::string, std::string>> fields) {

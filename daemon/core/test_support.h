@@ -114,4 +114,9 @@ AuditFilter Filter(std::initializer_list<std::pair<std::string, std::string>> fi
 // an audit_queried entry, which later pages include).
 std::vector<AuditEntry> AllEntries(GatewayHarness& h, AuditFilter filter = {});
 
+// Row count of `table` in the SQLite file at `db_path` (optionally WHERE `where`), read through
+// a separate read-only connection; -1 when it cannot be read.
+int64_t CountRows(const std::string& db_path, const std::string& table,
+                  const std::string& where = "");
+
 }  // namespace safegate::testing

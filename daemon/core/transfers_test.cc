@@ -65,22 +65,7 @@ struct Side {
     if (gw) gw->Shutdown();
   }
   int64_t Count(const std::string& table, const std::string& where = "") {
-    sqlite3* db = nullptr;
-    int64_t n = -1;
-    if (sqlite3_open_v2((dir.path() + "/safegate.db").c_str(), &db, SQLITE_OPEN_READONLY,
-                        nullptr) == SQLITE_OK) {
-      sqlite3_busy_timeout(db, 5000);
-      const std::string sql =
-          "SELECT count(*) FROM " + table + (where.empty() ? "" : " WHERE " + where);
-      sqlite3_stmt* st = nullptr;
-      if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK &&
-          sqlite3_step(st) == SQLITE_ROW) {
-        n = sqlite3_column_int64(st, 0);
-      }
-      sqlite3_finalize(st);
-    }
-    sqlite3_close(db);
-    return n;
+    return testing::CountRows(dir.path() + "/safegate.db", table, where);
   }
   Caller AsPeer() const { return Caller{"gateway:" + area, config::Role::kGateway, area}; }
 

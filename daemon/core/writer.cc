@@ -204,6 +204,7 @@ void Writer::RunBatch(std::vector<Job>& batch, bool final_head) {
   bool changed = false;
   for (size_t i = 0; i < batch.size(); ++i) {
     Job& job = batch[i];
+    audit_->ForgetSubjectKeys();  // a job's subject key is remembered within the job only
     const AuditLog::Checkpoint saved = audit_->Save();
     if (Status s = Transaction("SAVEPOINT job"); !s.ok()) {
       FailBatch(batch, Status::Internal(s.detail()));
@@ -238,6 +239,7 @@ void Writer::RunBatch(std::vector<Job>& batch, bool final_head) {
     changed = changed || audit_->head().seq != saved.chain.seq || result.ok();
     results[i] = std::move(result);
   }
+  audit_->ForgetSubjectKeys();
 
   // A signed tree head, when one is due, commits with the entries it covers. Failing to sign
   // costs only the head: its savepoint is rolled back and the entries commit without it.

@@ -24,6 +24,7 @@
 #include "daemon/audit/proof_bundle.h"
 #include "daemon/audit/tree_head.h"
 #include "daemon/core/gateway.h"
+#include "daemon/ctl/fd.h"
 #include "daemon/ctl/subject_report_html.h"
 
 namespace safegate::ctl {
@@ -91,20 +92,6 @@ struct SslCtxFree {
 };
 struct SslFree {
   void operator()(SSL* s) const { SSL_free(s); }
-};
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
 };
 
 // Connects a TCP socket within `timeout`; the socket is left blocking with send and receive

@@ -17,6 +17,7 @@
 
 #include "daemon/audit/tree_head.h"
 #include "daemon/core/sqlite.h"
+#include "daemon/ctl/fd.h"
 #include "daemon/transfer/gateway_keys.h"
 
 namespace safegate::ctl {
@@ -39,21 +40,6 @@ constexpr int kBusyRetries = 100;
 Status ErrnoStatus(std::string_view what, const fs::path& path, int err) {
   return Status::Internal(std::string(what) + " " + path.string() + ": " + std::strerror(err));
 }
-
-// Closes a file descriptor when it goes out of scope (the data directory's lock).
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 // Removes a path (file or directory tree) when it goes out of scope, unless released.
 class RemoveOnExit {

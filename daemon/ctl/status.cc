@@ -16,24 +16,12 @@
 #include <memory>
 #include <sstream>
 
+#include "daemon/ctl/fd.h"
+
 namespace safegate::ctl {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-class Socket {
- public:
-  explicit Socket(int fd) : fd_(fd) {}
-  ~Socket() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Socket(const Socket&) = delete;
-  Socket& operator=(const Socket&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 int MsLeft(Clock::time_point deadline) {
   const auto left =
@@ -199,7 +187,7 @@ Result<HttpAnswer> PlainHttpGet(const std::string& base_url, const std::string& 
   std::unique_ptr<addrinfo, void (*)(addrinfo*)> addrs(found, ::freeaddrinfo);
   std::string why = "no address";
   for (addrinfo* a = addrs.get(); a != nullptr; a = a->ai_next) {
-    Socket sock(
+    Fd sock(
         ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol));
     if (sock.get() < 0) {
       why = std::strerror(errno);
