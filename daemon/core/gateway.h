@@ -14,6 +14,7 @@
 // Thread-safety: all methods may be called from any thread concurrently.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -413,6 +414,11 @@ struct GatewayOptions {
   // Out-of-area transfers: overrides of config->transfers. Open also loads (or makes, on
   // first start) the gateway's transfer keys in data_dir (daemon/transfer/gateway_keys.h).
   TransferOptions transfers;
+  // How long Open waits for the data directory's lock while another process holds it before
+  // failing with kUnavailable ("another safegate process is using ..."). The daemon waits a
+  // few seconds, since a killed predecessor's lock can outlive it briefly; tools and tests
+  // that must not wait keep zero.
+  std::chrono::milliseconds lock_wait{0};
 };
 
 // The DeliveryPolicy of the policy engine (policy/): loads `path` (problems name file:line)

@@ -457,6 +457,25 @@ TEST_F(GatewayTest, OneGatewayPerDataDirectory) {
   ASSERT_TRUE(now_free.ok()) << now_free.status().ToString();
 }
 
+// The daemon waits a bounded time for a lock its killed predecessor still holds.
+TEST_F(GatewayTest, OpenWaitsForALockReleasedWithinItsBound) {
+  GatewayOptions o;
+  o.config = h.config();
+  o.registry = TestRegistry();
+  o.clock = &h.clock();
+  o.lock_wait = std::chrono::seconds(30);
+  std::atomic<bool> closed{false};
+  std::thread holder([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    closed = true;
+    h.Close();
+  });
+  auto second = Gateway::Open(o);
+  holder.join();
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_TRUE(closed.load());  // it got the lock only once the first gateway let go
+}
+
 TEST_F(GatewayTest, SchemaVersionIsRecordedAndNewerIsRefused) {
   h.Close();
   sqlite3* db = nullptr;

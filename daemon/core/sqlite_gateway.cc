@@ -14,6 +14,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <thread>
 #include <utility>
 
 #include "daemon/audit/encoding.h"
@@ -1554,16 +1555,23 @@ Status PrepareFiles(const std::string& data_dir, const std::string& db_path) {
   return Status::Ok();
 }
 
-Result<std::unique_ptr<DirLock>> LockDataDir(const std::string& data_dir) {
+// Takes the data directory's lock, trying again until `wait` has passed: a gateway restarted
+// straight after its predecessor was killed may find the lock still held for a moment while
+// the kernel finishes closing the dead process's files.
+Result<std::unique_ptr<DirLock>> LockDataDir(const std::string& data_dir,
+                                             std::chrono::milliseconds wait) {
   const std::string path = (std::filesystem::path(data_dir) / "safegate.lock").string();
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return ErrnoStatus(path, "open", errno);
   auto lock = std::make_unique<DirLock>(fd);
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK) {
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EINTR) continue;
+    if (errno != EWOULDBLOCK) return ErrnoStatus(path, "lock", errno);
+    if (std::chrono::steady_clock::now() >= deadline) {
       return Status::Unavailable("store: another safegate process is using " + data_dir);
     }
-    return ErrnoStatus(path, "lock", errno);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling the lock, bounded
   }
   return lock;
 }
@@ -1684,7 +1692,7 @@ Result<std::unique_ptr<Gateway>> Gateway::Open(GatewayOptions options) {
                                    ? (std::filesystem::path(cfg.data_dir) / "store.key").string()
                                    : cfg.store.key_file;
   if (Status s = PrepareFiles(cfg.data_dir, db_path); !s.ok()) return s;
-  auto lock = LockDataDir(cfg.data_dir);
+  auto lock = LockDataDir(cfg.data_dir, options.lock_wait);
   if (!lock.ok()) return lock.status();
 
   auto db = Db::Open(db_path, Db::Mode::kReadWriteCreate);

@@ -115,6 +115,38 @@ Result<int> RunToCompletion(const SpawnOptions& options) {
   return 255;
 }
 
+// The state letter of a /proc .../stat file ("pid (comm) S ..."; comm may hold spaces and
+// parentheses, so the state follows the last ')'): '\0' when it cannot be read (gone), '?'
+// when it cannot be parsed.
+static char StateIn(const std::string& stat_path) {
+  std::ifstream stat(stat_path);
+  std::string line;
+  if (!stat || !std::getline(stat, line)) return '\0';
+  auto close_paren = line.rfind(')');
+  if (close_paren == std::string::npos || close_paren + 2 >= line.size()) return '?';
+  return line[close_paren + 2];
+}
+
+static bool Ended(char state) { return state == 'Z' || state == 'X' || state == 'x'; }
+
+// True while any thread of `pid` is listed in /proc/PID/task and has not ended.
+static bool AnyThreadRunning(pid_t pid) {
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  DIR* tasks = opendir(dir.c_str());
+  if (tasks == nullptr) return false;
+  bool running = false;
+  while (dirent* e = readdir(tasks)) {
+    if (e->d_name[0] == '.') continue;
+    const char state = StateIn(dir + "/" + e->d_name + "/stat");
+    if (state != '\0' && !Ended(state)) {
+      running = true;
+      break;
+    }
+  }
+  closedir(tasks);
+  return running;
+}
+
 bool ProcessAlive(pid_t pid, std::string* how_ended) {
   if (pid <= 0) return false;
   int status = 0;
@@ -124,19 +156,14 @@ bool ProcessAlive(pid_t pid, std::string* how_ended) {
     return false;
   }
   // Not our child (or still running): ask /proc. A zombie has ended even though kill(pid, 0)
-  // still succeeds for it.
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  if (!stat) {
+  // still succeeds for it; but after kill -9 its other threads may still be on their way out
+  // (one in fdatasync, say), holding the process's files and locks until they are gone.
+  const char state = StateIn("/proc/" + std::to_string(pid) + "/stat");
+  if (state == '\0') {
     if (how_ended) *how_ended = "not running";
     return false;
   }
-  std::string line;
-  std::getline(stat, line);
-  // Format: "pid (comm) S ..."; comm may contain spaces and parentheses, so find the last ')'.
-  auto close_paren = line.rfind(')');
-  if (close_paren == std::string::npos || close_paren + 2 >= line.size()) return true;
-  char state = line[close_paren + 2];
-  if (state == 'Z' || state == 'X' || state == 'x') {
+  if (Ended(state) && !AnyThreadRunning(pid)) {
     if (how_ended) *how_ended = "ended";
     return false;
   }

@@ -7,6 +7,7 @@
 //
 // Exit status: 0 success, 1 run-time failure (cannot bind, cannot open the store),
 // 2 configuration or usage error (the message names file, line and key).
+#include <chrono>
 #include <cstdio>
 #include <exception>
 #include <memory>
@@ -113,6 +114,8 @@ int Serve(const std::string& path) {
   options.registry = loaded.registry;
   options.clock = &clock;
   options.policy = std::move(policy);  // null: the placeholder
+  // A restart straight after a kill -9 can find the dead gateway's lock not yet released.
+  options.lock_wait = std::chrono::seconds(10);
   auto gateway = safegate::Gateway::Open(std::move(options));
   if (!gateway.ok()) {
     std::fprintf(stderr, "%s: cannot open the store in %s: %s\n", path.c_str(),
