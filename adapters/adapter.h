@@ -10,7 +10,8 @@
 // dob" for CSV, an element path such as "/Message/Children/Child[3]/ChildIdentifiers/UPN" for
 // XML, a JSON pointer for JSON. Nothing is returned on failure. Oddities that do not make a
 // record wrong (stray text, unknown codes the format tolerates) come back as warnings beside
-// the records. Every record returned has passed record::ParseRecord.
+// the records. Every record returned has passed record::CheckRecord (the rules of
+// record::ParseRecord, applied to the record as built).
 //
 // Thread-safety: adapters are immutable; Parse() may be called from many threads at once.
 #pragma once

@@ -5,10 +5,10 @@
 
 #include <algorithm>
 #include <array>
+#include <cassert>
 #include <charconv>
 #include <cstddef>
 #include <limits>
-#include <set>
 #include <tuple>
 #include <utility>
 
@@ -30,9 +30,58 @@ constexpr size_t kMaxTextChars = 65536;     // free text (summaries, notes, log 
 constexpr size_t kMaxSlugChars = 64;
 constexpr size_t kMaxArrayItems = 1000;  // factors, review_dates, enquiry_log
 
+// RFC 6901: "~" and "/" inside a key are escaped so the pointer stays unambiguous.
+std::string Ptr(const std::string& base, std::string_view key) {
+  std::string out = base;
+  out += '/';
+  for (char c : key) {
+    if (c == '~') {
+      out += "~0";
+    } else if (c == '/') {
+      out += "~1";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+std::string Ptr(const std::string& base, size_t index) {
+  return base + "/" + std::to_string(index);
+}
+
+// Where a value is, as a JSON pointer that is only spelled out when a problem names it: a
+// valid record is checked without building a string per field. A Loc refers to its parent
+// and to its key, which must outlive it (they are the caller's locals, the field tables'
+// names and the keys of the JSON being checked).
+class Loc {
+ public:
+  Loc(const std::string& root) : root_(&root) {}  // NOLINT: implicit, a root is a Loc
+  Loc(const Loc& parent, std::string_view key) : parent_(&parent), key_(key) {}
+  Loc(const Loc& parent, size_t index) : parent_(&parent), index_(index), is_index_(true) {}
+
+  std::string str() const {
+    if (parent_ == nullptr) return *root_;
+    return is_index_ ? Ptr(parent_->str(), index_) : Ptr(parent_->str(), key_);
+  }
+
+ private:
+  const std::string* root_ = nullptr;
+  const Loc* parent_ = nullptr;
+  std::string_view key_;
+  size_t index_ = 0;
+  bool is_index_ = false;
+};
+
 // Collects problems; drops them past kMaxProblems and says so once.
 class Sink {
  public:
+  void Add(const Loc& where, std::string what) {
+    if (problems_.size() < kMaxProblems) {
+      problems_.push_back({where.str(), std::move(what)});
+    } else {
+      truncated_ = true;
+    }
+  }
   void Add(std::string where, std::string what) {
     if (problems_.size() < kMaxProblems) {
       problems_.push_back({std::move(where), std::move(what)});
@@ -55,25 +104,6 @@ class Sink {
   bool truncated_ = false;
 };
 
-// RFC 6901: "~" and "/" inside a key are escaped so the pointer stays unambiguous.
-std::string Ptr(const std::string& base, std::string_view key) {
-  std::string out = base;
-  out += '/';
-  for (char c : key) {
-    if (c == '~') {
-      out += "~0";
-    } else if (c == '/') {
-      out += "~1";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-std::string Ptr(const std::string& base, size_t index) {
-  return base + "/" + std::to_string(index);
-}
-
 std::string TypeName(const json& v) {
   if (v.is_boolean()) return "bool";
   if (v.is_number_integer()) return "integer";
@@ -81,7 +111,7 @@ std::string TypeName(const json& v) {
   return v.type_name();  // "null", "object", "array", "string", ...
 }
 
-void WrongType(Sink& sink, const std::string& where, std::string_view expected, const json& v) {
+void WrongType(Sink& sink, const Loc& where, std::string_view expected, const json& v) {
   sink.Add(where, "expected " + std::string(expected) + ", got " + TypeName(v));
 }
 
@@ -101,6 +131,9 @@ struct TextScan {
 TextScan ScanText(std::string_view s) {
   TextScan scan;
   size_t i = 0;
+  // Most text is printable ASCII: one byte, one character, nothing to report.
+  while (i < s.size() && s[i] >= 0x20 && s[i] < 0x7F) ++i;
+  scan.chars = i;
   while (i < s.size()) {
     const auto b0 = static_cast<unsigned char>(s[i]);
     uint32_t cp = 0;
@@ -156,7 +189,7 @@ enum class TextRule {
 };
 
 // Reports what is wrong with `s` as text of the given rule and length; true when fine.
-bool CheckText(Sink& sink, const std::string& where, std::string_view s, TextRule rule,
+bool CheckText(Sink& sink, const Loc& where, std::string_view s, TextRule rule,
                size_t max_chars) {
   if (s.empty()) {
     sink.Add(where, "must not be empty");
@@ -279,11 +312,12 @@ std::optional<Instant> ParseDateOrDateTime(std::string_view s) {
 // Object walking
 
 // Reads the declared fields of one JSON object and, on Finish(), reports every key that was
-// not asked for. REQUIRES: obj is an object and outlives the reader.
+// not asked for. REQUIRES: obj is an object and outlives the reader; the keys asked for
+// outlive it too (they are the field tables' names and string literals).
 class ObjectReader {
  public:
-  ObjectReader(const json& obj, std::string where, Sink& sink)
-      : obj_(obj), where_(std::move(where)), sink_(sink) {}
+  ObjectReader(const json& obj, const Loc& where, Sink& sink)
+      : obj_(obj), where_(where), sink_(sink) {}
 
   // The field's value, or nullptr (and a "required field missing" problem) when absent.
   const json* Required(std::string_view key) {
@@ -296,26 +330,38 @@ class ObjectReader {
 
   void Finish() {
     for (const auto& [key, value] : obj_.items()) {
-      if (known_.count(key) == 0) sink_.Add(At(key), "unknown field");
+      if (!Known(key)) sink_.Add(At(key), "unknown field");
     }
   }
-  std::string At(std::string_view key) const { return Ptr(where_, key); }
-  const std::string& where() const { return where_; }
+  Loc At(std::string_view key) const { return Loc(where_, key); }
+  const Loc& where() const { return where_; }
 
  private:
   const json* Find(std::string_view key) {
-    known_.emplace(key);
+    if (known_count_ < known_.size()) {
+      known_[known_count_++] = key;
+    } else {
+      more_known_.push_back(key);
+    }
     auto it = obj_.find(key);
     return it == obj_.end() ? nullptr : &*it;
   }
+  bool Known(std::string_view key) const {
+    return std::find(known_.begin(), known_.begin() + static_cast<ptrdiff_t>(known_count_),
+                     key) != known_.begin() + static_cast<ptrdiff_t>(known_count_) ||
+           std::find(more_known_.begin(), more_known_.end(), key) != more_known_.end();
+  }
 
   const json& obj_;
-  std::string where_;
+  Loc where_;
   Sink& sink_;
-  std::set<std::string, std::less<>> known_;
+  // A handful of names per object, searched in order: no allocation for the usual few.
+  std::array<std::string_view, 12> known_;
+  size_t known_count_ = 0;
+  std::vector<std::string_view> more_known_;
 };
 
-const std::string* AsString(Sink& sink, const std::string& where, const json& v) {
+const std::string* AsString(Sink& sink, const Loc& where, const json& v) {
   if (!v.is_string()) {
     WrongType(sink, where, "string", v);
     return nullptr;
@@ -323,7 +369,7 @@ const std::string* AsString(Sink& sink, const std::string& where, const json& v)
   return v.get_ptr<const std::string*>();
 }
 
-std::optional<bool> AsBool(Sink& sink, const std::string& where, const json& v) {
+std::optional<bool> AsBool(Sink& sink, const Loc& where, const json& v) {
   if (!v.is_boolean()) {
     WrongType(sink, where, "bool", v);
     return std::nullopt;
@@ -331,7 +377,7 @@ std::optional<bool> AsBool(Sink& sink, const std::string& where, const json& v) 
   return v.get<bool>();
 }
 
-std::optional<int64_t> AsInt(Sink& sink, const std::string& where, const json& v) {
+std::optional<int64_t> AsInt(Sink& sink, const Loc& where, const json& v) {
   if (v.is_number_unsigned()) {
     const auto u = v.get<uint64_t>();
     if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
@@ -345,7 +391,7 @@ std::optional<int64_t> AsInt(Sink& sink, const std::string& where, const json& v
   return std::nullopt;
 }
 
-bool CheckSlug(Sink& sink, const std::string& where, std::string_view s) {
+bool CheckSlug(Sink& sink, const Loc& where, std::string_view s) {
   if (!IsSlug(s)) {
     sink.Add(where, "must be a slug: 1 to " + std::to_string(kMaxSlugChars) +
                         " characters of a-z, 0-9 and '-'");
@@ -508,161 +554,166 @@ bool IsCode(std::string_view s) {
   });
 }
 
-json CheckObject(Sink& sink, const std::string& where, const json& v,
-                 const std::vector<FieldSpec>& fields);
+void CheckObject(Sink& sink, const Loc& where, json& v, const std::vector<FieldSpec>& fields);
 
-// Validates one value against its spec. Returns the normalised value, or nullopt when
-// there was a problem (already reported).
-std::optional<json> CheckValue(Sink& sink, const std::string& where, const json& v,
-                               const FieldSpec& spec) {
+// Validates one value against its spec and normalises it in place (postcodes). Returns false
+// when there was a problem (already reported); the value is then left as it was found.
+bool CheckValue(Sink& sink, const Loc& where, json& v, const FieldSpec& spec) {
   switch (spec.type) {
     case FieldType::kLine:
     case FieldType::kText: {
       const std::string* s = AsString(sink, where, v);
-      if (s == nullptr) return std::nullopt;
+      if (s == nullptr) return false;
       const bool line = spec.type == FieldType::kLine;
-      if (!CheckText(sink, where, *s, line ? TextRule::kLine : TextRule::kMultiline,
-                     line ? kMaxShortTextChars : kMaxTextChars)) {
-        return std::nullopt;
-      }
-      return v;
+      return CheckText(sink, where, *s, line ? TextRule::kLine : TextRule::kMultiline,
+                       line ? kMaxShortTextChars : kMaxTextChars);
     }
     case FieldType::kCode: {
       const std::string* s = AsString(sink, where, v);
-      if (s == nullptr) return std::nullopt;
+      if (s == nullptr) return false;
       if (!IsCode(*s)) {
         sink.Add(where, "must be a code: 1 to 32 characters of A-Z, a-z, 0-9, '_', '.' and '-'");
-        return std::nullopt;
+        return false;
       }
-      return v;
+      return true;
     }
     case FieldType::kSlug: {
       const std::string* s = AsString(sink, where, v);
-      if (s == nullptr || !CheckSlug(sink, where, *s)) return std::nullopt;
-      return v;
+      return s != nullptr && CheckSlug(sink, where, *s);
     }
     case FieldType::kEnum: {
       const std::string* s = AsString(sink, where, v);
-      if (s == nullptr) return std::nullopt;
+      if (s == nullptr) return false;
       if (std::find(spec.values.begin(), spec.values.end(), *s) == spec.values.end()) {
         sink.Add(where, "must be one of " + JoinQuoted(spec.values));
-        return std::nullopt;
+        return false;
       }
-      return v;
+      return true;
     }
     case FieldType::kDate: {
       const std::string* s = AsString(sink, where, v);
-      if (s == nullptr) return std::nullopt;
+      if (s == nullptr) return false;
       if (!IsValidDate(*s)) {
         sink.Add(where, "must be a calendar date YYYY-MM-DD");
-        return std::nullopt;
+        return false;
       }
-      return v;
+      return true;
     }
     case FieldType::kDateTime: {
       const std::string* s = AsString(sink, where, v);
-      if (s == nullptr) return std::nullopt;
+      if (s == nullptr) return false;
       if (!IsValidDateTime(*s)) {
         sink.Add(where, "must be a UTC date and time YYYY-MM-DDTHH:MM:SS[.fff]Z");
-        return std::nullopt;
+        return false;
       }
-      return v;
+      return true;
     }
     case FieldType::kDateOrDateTime: {
       const std::string* s = AsString(sink, where, v);
-      if (s == nullptr) return std::nullopt;
+      if (s == nullptr) return false;
       if (!ParseDateOrDateTime(*s)) {
         sink.Add(where,
                  "must be a calendar date YYYY-MM-DD or a UTC date and time "
                  "YYYY-MM-DDTHH:MM:SS[.fff]Z");
-        return std::nullopt;
+        return false;
       }
-      return v;
+      return true;
     }
-    case FieldType::kBool: {
-      auto b = AsBool(sink, where, v);
-      if (!b) return std::nullopt;
-      return json(*b);
-    }
+    case FieldType::kBool:
+      return AsBool(sink, where, v).has_value();
     case FieldType::kPostcode: {
       const std::string* s = AsString(sink, where, v);
-      if (s == nullptr) return std::nullopt;
+      if (s == nullptr) return false;
       auto pc = NormalisePostcode(*s);
       if (!pc) {
         sink.Add(where, "not a UK postcode");
-        return std::nullopt;
+        return false;
       }
-      return json(*pc);
+      if (*pc != *s) v = std::move(*pc);
+      return true;
     }
     case FieldType::kLineArray:
     case FieldType::kDateArray:
     case FieldType::kObjectArray: {
       if (!v.is_array()) {
         WrongType(sink, where, "array", v);
-        return std::nullopt;
+        return false;
       }
       if (v.size() > kMaxArrayItems) {
         sink.Add(where, "more than " + std::to_string(kMaxArrayItems) + " items");
-        return std::nullopt;
+        return false;
       }
-      FieldSpec item = spec;
+      FieldSpec item;
       item.type = spec.type == FieldType::kLineArray   ? FieldType::kLine
                   : spec.type == FieldType::kDateArray ? FieldType::kDate
                                                        : FieldType::kObject;
-      json out = json::array();
+      item.fields = spec.fields;
       bool ok = true;
       for (size_t i = 0; i < v.size(); ++i) {
-        auto e = CheckValue(sink, Ptr(where, i), v[i], item);
-        if (e) {
-          out.push_back(std::move(*e));
-        } else {
-          ok = false;
-        }
+        if (!CheckValue(sink, Loc(where, i), v[i], item)) ok = false;
       }
-      if (!ok) return std::nullopt;
-      return out;
+      return ok;
     }
     case FieldType::kObject: {
       if (!v.is_object()) {
         WrongType(sink, where, "object", v);
-        return std::nullopt;
+        return false;
       }
       const size_t before = sink.count();
-      json out = CheckObject(sink, where, v, *spec.fields);
-      if (sink.count() != before) return std::nullopt;
-      return out;
+      CheckObject(sink, where, v, *spec.fields);
+      return sink.count() == before;
     }
   }
-  return std::nullopt;
+  return false;
 }
 
-// Checks an object against its field table. Returns the normalised object holding the
-// fields that passed (nullable fields that were absent are set to null).
-json CheckObject(Sink& sink, const std::string& where, const json& v,
-                 const std::vector<FieldSpec>& fields) {
-  json out = json::object();
-  ObjectReader reader(v, where, sink);
-  for (const FieldSpec& spec : fields) {
-    const std::string at = reader.At(spec.name);
-    const json* value = spec.presence == Presence::kRequired ? reader.Required(spec.name)
-                                                             : reader.Optional(spec.name);
-    if (value == nullptr) {
-      if (spec.presence == Presence::kNullable) out[std::string(spec.name)] = nullptr;
-      continue;
+// Checks an object against its field table and normalises it in place: nullable fields that
+// are absent are set to null, and fields that failed their check are removed, so that what
+// is left (the same as a copy of the fields that passed) is what the cross-field checks see.
+void CheckObject(Sink& sink, const Loc& where, json& v, const std::vector<FieldSpec>& fields) {
+  auto& object = v.get_ref<json::object_t&>();
+  // One pass over the members, each matched to its field by a short linear search; then the
+  // fields in table order and the unknown members in key order, the order problems are
+  // reported in. The largest table has 9 fields.
+  constexpr size_t kMaxFields = 16;
+  assert(fields.size() <= kMaxFields);
+  std::array<json::object_t::iterator, kMaxFields> found;
+  std::array<bool, kMaxFields> present{};
+  bool unknown = false;
+  for (auto it = object.begin(); it != object.end(); ++it) {
+    size_t i = 0;
+    while (i < fields.size() && fields[i].name != it->first) ++i;
+    if (i == fields.size()) {
+      unknown = true;
+    } else {
+      found[i] = it;
+      present[i] = true;
     }
-    if (value->is_null() && spec.presence == Presence::kNullable) {
-      out[std::string(spec.name)] = nullptr;
-      continue;
-    }
-    auto checked = CheckValue(sink, at, *value, spec);
-    if (checked) out[std::string(spec.name)] = std::move(*checked);
   }
-  reader.Finish();
-  return out;
+  for (size_t i = 0; i < fields.size(); ++i) {
+    const FieldSpec& spec = fields[i];
+    if (!present[i]) {
+      if (spec.presence == Presence::kRequired) {
+        sink.Add(Loc(where, spec.name), "required field missing");
+      } else if (spec.presence == Presence::kNullable) {
+        object.emplace(std::string(spec.name), nullptr);
+      }
+      continue;
+    }
+    json& value = found[i]->second;
+    if (value.is_null() && spec.presence == Presence::kNullable) continue;
+    if (!CheckValue(sink, Loc(where, spec.name), value, spec)) object.erase(found[i]);
+  }
+  if (!unknown) return;
+  for (const auto& member : object) {
+    const bool known = std::any_of(fields.begin(), fields.end(),
+                                   [&](const FieldSpec& f) { return f.name == member.first; });
+    if (!known) sink.Add(Loc(where, member.first), "unknown field");
+  }
 }
 
 // `later` must not be before `earlier` when both are present and valid in `body`.
-void CheckOrder(Sink& sink, const std::string& where, const json& body, std::string_view earlier,
+void CheckOrder(Sink& sink, const Loc& where, const json& body, std::string_view earlier,
                 std::string_view later) {
   auto a = body.find(earlier);
   auto b = body.find(later);
@@ -670,17 +721,19 @@ void CheckOrder(Sink& sink, const std::string& where, const json& body, std::str
   auto ta = ParseDateOrDateTime(a->get_ref<const std::string&>());
   auto tb = ParseDateOrDateTime(b->get_ref<const std::string&>());
   if (ta && tb && tb->Key() < ta->Key()) {
-    sink.Add(Ptr(where, later),
+    sink.Add(Loc(where, later),
              "must not be before " + std::string(earlier) + " (" + a->get<std::string>() + ")");
   }
 }
 
-json CheckBody(Sink& sink, const std::string& where, Kind kind, const json& v) {
-  if (!v.is_object()) {
-    WrongType(sink, where, "object", v);
-    return json::object();
+// Checks a body in place (see CheckObject). A body that is not an object becomes {}.
+void CheckBody(Sink& sink, const Loc& where, Kind kind, json& body) {
+  if (!body.is_object()) {
+    WrongType(sink, where, "object", body);
+    body = json::object();
+    return;
   }
-  json body = CheckObject(sink, where, v, BodyFields(kind));
+  CheckObject(sink, where, body, BodyFields(kind));
   switch (kind) {
     case Kind::kFlag:
       CheckOrder(sink, where, body, "start", "end");
@@ -692,7 +745,7 @@ json CheckBody(Sink& sink, const std::string& where, Kind kind, const json& v) {
       CheckOrder(sink, where, body, "start", "end");
       auto ri = body.find("return_interview");
       if (ri != body.end() && ri->value("accepted", false) && !ri->value("offered", false)) {
-        sink.Add(Ptr(Ptr(where, "return_interview"), "accepted"),
+        sink.Add(Loc(Loc(where, "return_interview"), "accepted"),
                  "cannot be true when offered is false");
       }
       break;
@@ -704,22 +757,111 @@ json CheckBody(Sink& sink, const std::string& where, Kind kind, const json& v) {
     case Kind::kReferral:
       break;
   }
-  return body;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Envelope sections
 
-void CheckLocalIdSystem(Sink& sink, const std::string& where, std::string_view system) {
+// The rules for each envelope field, shared by the JSON reading (ParseRecord) and the
+// checking of records built in code (CheckRecord), so the two cannot drift apart. Each
+// reports what is wrong at `where` and returns whether the value is fine.
+
+bool CheckNhsNumberText(Sink& sink, const Loc& where, const std::string& s) {
+  if (s.size() != 10 || !std::all_of(s.begin(), s.end(), IsDigit)) {
+    sink.Add(where, "must be 10 digits");
+    return false;
+  }
+  if (!IsValidNhsNumber(s)) {
+    sink.Add(where, "check digit is wrong (modulus 11)");
+    return false;
+  }
+  return true;
+}
+
+bool CheckLocalIdSystem(Sink& sink, const Loc& where, std::string_view system) {
   const auto colon = system.find(':');
   const std::string_view prefix = system.substr(0, colon);
   if (colon == std::string_view::npos || (prefix != "csc" && prefix != "police") ||
       !IsSlug(system.substr(colon + 1))) {
     sink.Add(where, "must be \"csc:<area>\" or \"police:<force>\" with a slug after the colon");
+    return false;
+  }
+  return true;
+}
+
+bool CheckLocalIdValue(Sink& sink, const Loc& where, const std::string& s) {
+  return CheckText(sink, where, s, TextRule::kAsciiId, kMaxLocalIdChars);
+}
+
+bool CheckName(Sink& sink, const Loc& where, const std::string& s) {
+  return CheckText(sink, where, s, TextRule::kLine, kMaxNameChars);
+}
+
+bool CheckBirthDate(Sink& sink, const Loc& where, const std::string& s) {
+  if (IsValidDate(s)) return true;
+  sink.Add(where, "must be a calendar date YYYY-MM-DD");
+  return false;
+}
+
+std::optional<std::string> CheckPostcode(Sink& sink, const Loc& where, const std::string& s) {
+  auto norm = NormalisePostcode(s);
+  if (!norm) sink.Add(where, "not a UK postcode");
+  return norm;
+}
+
+void NeedIdentifier(Sink& sink, const Loc& where) {
+  sink.Add(where, "needs an identifier: nhs_number or at least one local_ids entry");
+}
+
+bool CheckSourceSystem(Sink& sink, const Loc& where, const std::string& s) {
+  return CheckText(sink, where, s, TextRule::kAsciiId, kMaxSlugChars);
+}
+
+bool CheckRecordId(Sink& sink, const Loc& where, const std::string& s) {
+  return CheckText(sink, where, s, TextRule::kAsciiId, kMaxRecordIdChars);
+}
+
+bool CheckVersion(Sink& sink, const Loc& where, int64_t n) {
+  if (n >= 1) return true;
+  sink.Add(where, "must be at least 1");
+  return false;
+}
+
+bool CheckRecordedAt(Sink& sink, const Loc& where, const std::string& s) {
+  if (IsValidDateTime(s)) return true;
+  sink.Add(where, "must be a UTC date and time YYYY-MM-DDTHH:MM:SS[.fff]Z");
+  return false;
+}
+
+// One schedule12a item; `seen` collects the paragraphs accepted so far.
+void CheckParagraph(Sink& sink, const Loc& where, int64_t n, std::array<bool, 8>& seen) {
+  if (n < 1 || n > 7) {
+    sink.Add(where, "must be a paragraph number 1 to 7");
+  } else if (seen[static_cast<size_t>(n)]) {
+    sink.Add(where, "duplicate paragraph " + std::to_string(n));
+  } else {
+    seen[static_cast<size_t>(n)] = true;
   }
 }
 
-Subject CheckSubject(Sink& sink, const std::string& where, const json& v) {
+std::vector<int> Paragraphs(const std::array<bool, 8>& seen) {
+  std::vector<int> out;
+  for (int p = 1; p <= 7; ++p) {
+    if (seen[static_cast<size_t>(p)]) out.push_back(p);  // ascending by design
+  }
+  return out;
+}
+
+bool CheckHandling(Sink& sink, const Loc& where, const std::string& s) {
+  if (s == "P" || s == "C") return true;
+  sink.Add(where, "must be \"P\" or \"C\"");
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Envelope sections read from JSON
+
+Subject CheckSubject(Sink& sink, const Loc& where, const json& v) {
   Subject subject;
   if (!v.is_object()) {
     WrongType(sink, where, "object", v);
@@ -731,13 +873,9 @@ Subject CheckSubject(Sink& sink, const std::string& where, const json& v) {
 
   if (const json* nhs = r.Optional("nhs_number")) {
     identifier_given = true;
-    const std::string at = r.At("nhs_number");
+    const Loc at = r.At("nhs_number");
     if (const std::string* s = AsString(sink, at, *nhs)) {
-      if (s->size() != 10 || !std::all_of(s->begin(), s->end(), IsDigit)) {
-        sink.Add(at, "must be 10 digits");
-      } else if (!IsValidNhsNumber(*s)) {
-        sink.Add(at, "check digit is wrong (modulus 11)");
-      } else {
+      if (CheckNhsNumberText(sink, at, *s)) {
         subject.nhs_number = *s;
         has_identifier = true;
       }
@@ -745,7 +883,7 @@ Subject CheckSubject(Sink& sink, const std::string& where, const json& v) {
   }
 
   if (const json* ids = r.Optional("local_ids")) {
-    const std::string at = r.At("local_ids");
+    const Loc at = r.At("local_ids");
     if (!ids->is_array()) {
       WrongType(sink, at, "array", *ids);
       identifier_given = true;
@@ -755,7 +893,7 @@ Subject CheckSubject(Sink& sink, const std::string& where, const json& v) {
     } else {
       for (size_t i = 0; i < ids->size(); ++i) {
         identifier_given = true;
-        const std::string item_at = Ptr(at, i);
+        const Loc item_at(at, i);
         const json& item = (*ids)[i];
         if (!item.is_object()) {
           WrongType(sink, item_at, "object", item);
@@ -766,17 +904,14 @@ Subject CheckSubject(Sink& sink, const std::string& where, const json& v) {
         bool ok = true;
         if (const json* sys = ir.Required("system")) {
           const std::string* s = AsString(sink, ir.At("system"), *sys);
-          const size_t before = sink.count();
-          if (s != nullptr) CheckLocalIdSystem(sink, ir.At("system"), *s);
-          ok = ok && s != nullptr && sink.count() == before;
+          ok = ok && s != nullptr && CheckLocalIdSystem(sink, ir.At("system"), *s);
           if (s != nullptr) id.system = *s;
         } else {
           ok = false;
         }
         if (const json* val = ir.Required("value")) {
           const std::string* s = AsString(sink, ir.At("value"), *val);
-          ok = ok && s != nullptr &&
-               CheckText(sink, ir.At("value"), *s, TextRule::kAsciiId, kMaxLocalIdChars);
+          ok = ok && s != nullptr && CheckLocalIdValue(sink, ir.At("value"), *s);
           if (s != nullptr) id.value = *s;
         } else {
           ok = false;
@@ -796,41 +931,31 @@ Subject CheckSubject(Sink& sink, const std::string& where, const json& v) {
 
   for (std::string_view key : {"given_name", "family_name"}) {
     if (const json* name = r.Optional(key)) {
-      const std::string at = r.At(key);
+      const Loc at = r.At(key);
       const std::string* s = AsString(sink, at, *name);
-      if (s != nullptr && CheckText(sink, at, *s, TextRule::kLine, kMaxNameChars)) {
+      if (s != nullptr && CheckName(sink, at, *s)) {
         (key == "given_name" ? subject.given_name : subject.family_name) = *s;
       }
     }
   }
   if (const json* dob = r.Optional("birth_date")) {
-    const std::string at = r.At("birth_date");
+    const Loc at = r.At("birth_date");
     if (const std::string* s = AsString(sink, at, *dob)) {
-      if (IsValidDate(*s)) {
-        subject.birth_date = *s;
-      } else {
-        sink.Add(at, "must be a calendar date YYYY-MM-DD");
-      }
+      if (CheckBirthDate(sink, at, *s)) subject.birth_date = *s;
     }
   }
   if (const json* pc = r.Optional("postcode")) {
-    const std::string at = r.At("postcode");
+    const Loc at = r.At("postcode");
     if (const std::string* s = AsString(sink, at, *pc)) {
-      if (auto norm = NormalisePostcode(*s)) {
-        subject.postcode = std::move(*norm);
-      } else {
-        sink.Add(at, "not a UK postcode");
-      }
+      if (auto norm = CheckPostcode(sink, at, *s)) subject.postcode = std::move(*norm);
     }
   }
   r.Finish();
-  if (!has_identifier && !identifier_given) {
-    sink.Add(where, "needs an identifier: nhs_number or at least one local_ids entry");
-  }
+  if (!has_identifier && !identifier_given) NeedIdentifier(sink, where);
   return subject;
 }
 
-Source CheckSource(Sink& sink, const std::string& where, const json& v) {
+Source CheckSource(Sink& sink, const Loc& where, const json& v) {
   Source source;
   if (!v.is_object()) {
     WrongType(sink, where, "object", v);
@@ -844,41 +969,29 @@ Source CheckSource(Sink& sink, const std::string& where, const json& v) {
   }
   if (const json* sys = r.Required("system")) {
     if (const std::string* s = AsString(sink, r.At("system"), *sys)) {
-      if (CheckText(sink, r.At("system"), *s, TextRule::kAsciiId, kMaxSlugChars)) {
-        source.system = *s;
-      }
+      if (CheckSourceSystem(sink, r.At("system"), *s)) source.system = *s;
     }
   }
   if (const json* id = r.Required("record_id")) {
     if (const std::string* s = AsString(sink, r.At("record_id"), *id)) {
-      if (CheckText(sink, r.At("record_id"), *s, TextRule::kAsciiId, kMaxRecordIdChars)) {
-        source.record_id = *s;
-      }
+      if (CheckRecordId(sink, r.At("record_id"), *s)) source.record_id = *s;
     }
   }
   if (const json* ver = r.Required("version")) {
     if (auto n = AsInt(sink, r.At("version"), *ver)) {
-      if (*n < 1) {
-        sink.Add(r.At("version"), "must be at least 1");
-      } else {
-        source.version = *n;
-      }
+      if (CheckVersion(sink, r.At("version"), *n)) source.version = *n;
     }
   }
   if (const json* at = r.Required("recorded_at")) {
     if (const std::string* s = AsString(sink, r.At("recorded_at"), *at)) {
-      if (IsValidDateTime(*s)) {
-        source.recorded_at = *s;
-      } else {
-        sink.Add(r.At("recorded_at"), "must be a UTC date and time YYYY-MM-DDTHH:MM:SS[.fff]Z");
-      }
+      if (CheckRecordedAt(sink, r.At("recorded_at"), *s)) source.recorded_at = *s;
     }
   }
   r.Finish();
   return source;
 }
 
-Classification CheckClassification(Sink& sink, const std::string& where, const json& v) {
+Classification CheckClassification(Sink& sink, const Loc& where, const json& v) {
   Classification c;
   if (!v.is_object()) {
     WrongType(sink, where, "object", v);
@@ -892,39 +1005,93 @@ Classification CheckClassification(Sink& sink, const std::string& where, const j
     if (auto x = AsBool(sink, r.At("criminal_offence"), *b)) c.criminal_offence = *x;
   }
   if (const json* arr = r.Required("schedule12a")) {
-    const std::string at = r.At("schedule12a");
+    const Loc at = r.At("schedule12a");
     if (!arr->is_array()) {
       WrongType(sink, at, "array", *arr);
     } else {
       std::array<bool, 8> seen{};
       for (size_t i = 0; i < arr->size(); ++i) {
-        const std::string item_at = Ptr(at, i);
-        auto n = AsInt(sink, item_at, (*arr)[i]);
-        if (!n) continue;
-        if (*n < 1 || *n > 7) {
-          sink.Add(item_at, "must be a paragraph number 1 to 7");
-        } else if (seen[static_cast<size_t>(*n)]) {
-          sink.Add(item_at, "duplicate paragraph " + std::to_string(*n));
-        } else {
-          seen[static_cast<size_t>(*n)] = true;
-        }
+        const Loc item_at(at, i);
+        if (auto n = AsInt(sink, item_at, (*arr)[i])) CheckParagraph(sink, item_at, *n, seen);
       }
-      for (int p = 1; p <= 7; ++p) {
-        if (seen[static_cast<size_t>(p)]) c.schedule12a.push_back(p);  // ascending by design
-      }
+      c.schedule12a = Paragraphs(seen);
     }
   }
   if (const json* h = r.Required("handling")) {
     if (const std::string* s = AsString(sink, r.At("handling"), *h)) {
-      if (*s == "P" || *s == "C") {
-        c.handling = *s;
-      } else {
-        sink.Add(r.At("handling"), "must be \"P\" or \"C\"");
-      }
+      if (CheckHandling(sink, r.At("handling"), *s)) c.handling = *s;
     }
   }
   r.Finish();
   return c;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Envelope sections of a record built in code: the same rules in the same order as the JSON
+// reading above, without the type checks a typed field cannot fail. Values are normalised in
+// place (postcode, schedule12a order).
+
+void CheckSubjectFields(Sink& sink, const Loc& where, Subject& subject) {
+  if (subject.nhs_number) CheckNhsNumberText(sink, Loc(where, "nhs_number"), *subject.nhs_number);
+  if (!subject.local_ids.empty()) {
+    const Loc at(where, "local_ids");
+    if (subject.local_ids.size() > kMaxArrayItems) {
+      sink.Add(at, "more than " + std::to_string(kMaxArrayItems) + " items");
+    } else {
+      for (size_t i = 0; i < subject.local_ids.size(); ++i) {
+        const Loc item_at(at, i);
+        const LocalId& id = subject.local_ids[i];
+        const bool system_ok = CheckLocalIdSystem(sink, Loc(item_at, "system"), id.system);
+        const bool value_ok = CheckLocalIdValue(sink, Loc(item_at, "value"), id.value);
+        if (!system_ok || !value_ok) continue;
+        // An equal earlier id passed the same checks, so ParseRecord kept it: a duplicate.
+        for (size_t k = 0; k < i; ++k) {
+          if (subject.local_ids[k] == id) {
+            sink.Add(item_at, "duplicate local id");
+            break;
+          }
+        }
+      }
+    }
+  }
+  if (subject.given_name) CheckName(sink, Loc(where, "given_name"), *subject.given_name);
+  if (subject.family_name) CheckName(sink, Loc(where, "family_name"), *subject.family_name);
+  if (subject.birth_date) CheckBirthDate(sink, Loc(where, "birth_date"), *subject.birth_date);
+  if (subject.postcode) {
+    if (auto norm = CheckPostcode(sink, Loc(where, "postcode"), *subject.postcode)) {
+      if (*norm != *subject.postcode) subject.postcode = std::move(*norm);
+    }
+  }
+  if (!subject.nhs_number && subject.local_ids.empty()) NeedIdentifier(sink, where);
+}
+
+void CheckSourceFields(Sink& sink, const Loc& where, const Source& source) {
+  CheckSlug(sink, Loc(where, "agency"), source.agency);
+  CheckSourceSystem(sink, Loc(where, "system"), source.system);
+  CheckRecordId(sink, Loc(where, "record_id"), source.record_id);
+  CheckVersion(sink, Loc(where, "version"), source.version);
+  CheckRecordedAt(sink, Loc(where, "recorded_at"), source.recorded_at);
+}
+
+void CheckClassificationFields(Sink& sink, const Loc& where, Classification& c) {
+  const Loc at(where, "schedule12a");
+  std::array<bool, 8> seen{};
+  bool sorted = true;
+  for (size_t i = 0; i < c.schedule12a.size(); ++i) {
+    CheckParagraph(sink, Loc(at, i), c.schedule12a[i], seen);
+    if (i > 0 && c.schedule12a[i] <= c.schedule12a[i - 1]) sorted = false;
+  }
+  if (!sorted) c.schedule12a = Paragraphs(seen);
+  CheckHandling(sink, Loc(where, "handling"), c.handling);
+}
+
+// The failure ParseRecord and CheckRecord return. REQUIRES: sink.count() > 0.
+Status Invalid(Sink& sink, const std::string& root) {
+  const size_t n = sink.count();
+  std::string detail = sink.truncated() ? "record has more than " + std::to_string(n) + " problems"
+                       : n == 1         ? std::string("record has 1 problem")
+                                        : "record has " + std::to_string(n) + " problems";
+  return Status::Invalid(std::move(detail), sink.Take(root));
 }
 
 }  // namespace
@@ -993,30 +1160,44 @@ bool IsSlug(std::string_view text) {
 }
 
 std::optional<std::string> NormalisePostcode(std::string_view text) {
-  std::string compact;
-  for (char c : text) {
-    if (c == ' ') continue;
+  // Letters and digits without the spaces, upper-cased: at most 7 (a buffer, not a string:
+  // this runs for every postcode an adapter reads).
+  std::array<char, 8> compact{};
+  size_t n = 0;
+  size_t spaces = 0;
+  size_t first_space = std::string_view::npos;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == ' ') {
+      if (spaces++ == 0) first_space = i;
+      continue;
+    }
     if (!IsDigit(c) && !IsUpperOrLowerAlpha(c)) return std::nullopt;
-    compact += (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
-    if (compact.size() > 7) return std::nullopt;
+    if (n == 7) return std::nullopt;
+    compact[n++] = (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
   }
   // A single space at most, and only between the outward and inward codes.
-  const auto space_count = std::count(text.begin(), text.end(), ' ');
-  if (space_count > 1) return std::nullopt;
-  if (compact.size() < 5) return std::nullopt;
-  const std::string outward = compact.substr(0, compact.size() - 3);
-  const std::string inward = compact.substr(compact.size() - 3);
-  if (space_count == 1 && text.find(' ') != outward.size()) return std::nullopt;
-  if (compact == "GIR0AA") return "GIR 0AA";
+  if (spaces > 1) return std::nullopt;
+  if (n < 5) return std::nullopt;
+  const std::string_view all(compact.data(), n);
+  const std::string_view outward = all.substr(0, n - 3);
+  const std::string_view inward = all.substr(n - 3);
+  if (spaces == 1 && first_space != outward.size()) return std::nullopt;
+  if (all == "GIR0AA") return "GIR 0AA";
   auto alpha = [](char c) { return c >= 'A' && c <= 'Z'; };
   if (!IsDigit(inward[0]) || !alpha(inward[1]) || !alpha(inward[2])) return std::nullopt;
   // Outward shapes: A9, A99, A9A, AA9, AA99, AA9A.
-  std::string shape;
-  for (char c : outward) shape += IsDigit(c) ? '9' : 'A';
-  static const std::array<std::string_view, 6> kShapes = {"A9",  "A99",  "A9A",
-                                                          "AA9", "AA99", "AA9A"};
+  std::array<char, 4> shape_buffer{};
+  for (size_t i = 0; i < outward.size(); ++i) shape_buffer[i] = IsDigit(outward[i]) ? '9' : 'A';
+  const std::string_view shape(shape_buffer.data(), outward.size());
+  static constexpr std::array<std::string_view, 6> kShapes = {"A9",  "A99",  "A9A",
+                                                              "AA9", "AA99", "AA9A"};
   if (std::find(kShapes.begin(), kShapes.end(), shape) == kShapes.end()) return std::nullopt;
-  return outward + " " + inward;
+  std::string out;
+  out.reserve(n + 1);
+  out.append(outward).push_back(' ');
+  out.append(inward);
+  return out;
 }
 
 Result<Record> ParseRecord(const json& input, std::string_view where_prefix) {
@@ -1049,21 +1230,29 @@ Result<Record> ParseRecord(const json& input, std::string_view where_prefix) {
     if (const json* b = r.Required("body")) {
       // Without a valid kind the body's fields are unknown; the kind's problem says why.
       if (kind) {
-        record.body = CheckBody(sink, r.At("body"), *kind, *b);
+        record.body = *b;
+        CheckBody(sink, r.At("body"), *kind, record.body);
       } else if (!b->is_object()) {
         WrongType(sink, r.At("body"), "object", *b);
       }
     }
     r.Finish();
   }
-  if (sink.count() > 0) {
-    const size_t n = sink.count();
-    std::string detail = sink.truncated()
-                             ? "record has more than " + std::to_string(n) + " problems"
-                         : n == 1 ? std::string("record has 1 problem")
-                                  : "record has " + std::to_string(n) + " problems";
-    return Status::Invalid(std::move(detail), sink.Take(root));
-  }
+  if (sink.count() > 0) return Invalid(sink, root);
+  return record;
+}
+
+Result<Record> CheckRecord(Record record, std::string_view where_prefix) {
+  Sink sink;
+  const std::string root(where_prefix);
+  const Loc at(root);
+  // ToJson writes the kind's name, which ParseRecord reads back.
+  record.kind = ParseKind(KindName(record.kind)).value_or(Kind::kFlag);
+  CheckSubjectFields(sink, Loc(at, "subject"), record.subject);
+  CheckSourceFields(sink, Loc(at, "source"), record.source);
+  CheckClassificationFields(sink, Loc(at, "classification"), record.classification);
+  CheckBody(sink, Loc(at, "body"), record.kind, record.body);
+  if (sink.count() > 0) return Invalid(sink, root);
   return record;
 }
 
@@ -1098,13 +1287,91 @@ json ToJson(const Record& record) {
   return out;
 }
 
+namespace {
+
+// The bytes nlohmann::json's dump(-1, ' ', false, replace) gives for `value`, written
+// directly. Audit entries, sealed bodies and content hashes are all canonical JSON, and
+// nlohmann's serializer runs every string byte through its UTF-8 decoder; here a string of
+// printable ASCII without '"' or '\\' (nearly every string the gateway writes) is copied as it
+// is, and anything else is left to nlohmann, so the bytes are the same by construction
+// (CanonicalJsonTest checks them against dump()).
+void AppendCanonicalString(std::string& out, const std::string& s) {
+  for (unsigned char c : s) {
+    if (c < 0x20 || c >= 0x7F || c == '"' || c == '\\') {
+      out += json(s).dump(-1, ' ', false, json::error_handler_t::replace);
+      return;
+    }
+  }
+  out += '"';
+  out += s;
+  out += '"';
+}
+
+void AppendCanonical(std::string& out, const json& value) {
+  switch (value.type()) {
+    case json::value_t::null:
+      out += "null";
+      return;
+    case json::value_t::boolean:
+      out += value.get<bool>() ? "true" : "false";
+      return;
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned: {
+      char buf[24];
+      auto [end, ec] =
+          value.is_number_unsigned()
+              ? std::to_chars(buf, buf + sizeof buf, value.get<uint64_t>())
+              : std::to_chars(buf, buf + sizeof buf, value.get<int64_t>());
+      (void)ec;  // 24 bytes hold any 64-bit integer
+      out.append(buf, end);
+      return;
+    }
+    case json::value_t::string:
+      AppendCanonicalString(out, value.get_ref<const std::string&>());
+      return;
+    case json::value_t::array: {
+      out += '[';
+      bool first = true;
+      for (const json& item : value) {
+        if (!first) out += ',';
+        first = false;
+        AppendCanonical(out, item);
+      }
+      out += ']';
+      return;
+    }
+    case json::value_t::object: {
+      out += '{';
+      bool first = true;
+      for (auto it = value.begin(); it != value.end(); ++it) {
+        if (!first) out += ',';
+        first = false;
+        AppendCanonicalString(out, it.key());
+        out += ':';
+        AppendCanonical(out, it.value());
+      }
+      out += '}';
+      return;
+    }
+    default:  // floats (never in a valid record), binary, discarded: nlohmann's own bytes
+      out += value.dump(-1, ' ', false, json::error_handler_t::replace);
+      return;
+  }
+}
+
+}  // namespace
+
 std::string CanonicalJson(const json& value) {
   // nlohmann::json keeps objects in a std::map, so keys come out sorted by byte (which for
   // UTF-8 is code point order). Integers are printed without exponent; floats (never in a
   // valid record) in their shortest round-trip form, which is deterministic. Strings that
   // are not valid UTF-8 (only possible for values built in code, since the parser rejects
-  // them) are written with U+FFFD rather than throwing.
-  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+  // them) are written with U+FFFD rather than throwing. The bytes are exactly those of
+  // value.dump(-1, ' ', false, json::error_handler_t::replace).
+  std::string out;
+  out.reserve(256);
+  AppendCanonical(out, value);
+  return out;
 }
 
 std::string SubjectRef::ToString() const {
@@ -1145,7 +1412,8 @@ Result<SubjectRef> ParseSubjectRef(std::string_view text) {
                " must be a slug of a-z, 0-9 and '-'");
   }
   Sink sink;
-  if (!CheckText(sink, "", id, TextRule::kAsciiId, kMaxLocalIdChars)) {
+  const std::string nowhere;
+  if (!CheckText(sink, nowhere, id, TextRule::kAsciiId, kMaxLocalIdChars)) {
     return bad("id " + sink.Take("").front().what);
   }
   ref.type = scheme == "csc" ? SubjectRef::Type::kCsc : SubjectRef::Type::kPolice;

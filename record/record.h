@@ -70,6 +70,13 @@ struct Record {
 // Unknown fields are problems. Returns kInvalidInput with problems on failure.
 Result<Record> ParseRecord(const nlohmann::json& json, std::string_view where_prefix = "");
 
+// Checks a record built in code (an adapter's output) by exactly the rules of ParseRecord,
+// without the round trip through JSON: the result is the same as
+// ParseRecord(ToJson(record), where_prefix) — on success the record normalised the same way
+// (postcode, body location_postcode, absent nullable body fields as null, schedule12a in
+// order), on failure the same problems at the same pointers.
+Result<Record> CheckRecord(Record record, std::string_view where_prefix = "");
+
 // The record as canonical JSON (the inverse of ParseRecord; absent optionals are omitted).
 nlohmann::json ToJson(const Record& record);
 

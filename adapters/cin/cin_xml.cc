@@ -192,22 +192,26 @@ class ChildReader {
         out_.Warn(n->path, "primary need \"" + Excerpt(n->text) + "\" is not a census code");
       }
     }
-    r.body = {{"referral_date", *referral}, {"referral_source", source}, {"reason", reason}};
+    Put(r.body, "referral_date", *referral);
+    Put(r.body, "referral_source", std::move(source));
+    Put(r.body, "reason", std::move(reason));
     if (const XmlNode* nfa = d.Child("ReferralNFA"); nfa != nullptr && !nfa->text.empty()) {
       if (nfa->text == "true" || nfa->text == "1") {
-        r.body["nfa"] = true;
+        Put(r.body, "nfa", true);
       } else if (nfa->text == "false" || nfa->text == "0") {
-        r.body["nfa"] = false;
+        Put(r.body, "nfa", false);
       } else {
         out_.Warn(nfa->path, "\"" + Excerpt(nfa->text) + "\" is not true, false, 1 or 0: ignored");
       }
     }
-    out_.Add(std::move(r), d.path, {{"/body/referral_source", d.path + "/ReferralSource"}});
+    out_.AddLazy(std::move(r), d.path, [&] {
+      return BatchBuilder::FieldPositions{{"/body/referral_source", d.path + "/ReferralSource"}};
+    });
 
-    for (const XmlNode* a : d.ChildrenNamed("Assessments")) ReadAssessment(*a);
-    for (const XmlNode* p : d.ChildrenNamed("CINPlanDates")) ReadCinPlan(*p);
-    for (const XmlNode* s : d.ChildrenNamed("Section47")) ReadSection47(*s);
-    for (const XmlNode* p : d.ChildrenNamed("ChildProtectionPlans")) ReadCpPlan(*p);
+    d.ForEachChild("Assessments", [&](const XmlNode& a) { ReadAssessment(a); });
+    d.ForEachChild("CINPlanDates", [&](const XmlNode& p) { ReadCinPlan(p); });
+    d.ForEachChild("Section47", [&](const XmlNode& s) { ReadSection47(s); });
+    d.ForEachChild("ChildProtectionPlans", [&](const XmlNode& p) { ReadCpPlan(p); });
   }
 
   void ReadAssessment(const XmlNode& a) {
@@ -220,23 +224,31 @@ class ChildReader {
     Date(a.Child("AssessmentInternalReviewDate"));
     InOrder(start, auth_node, authorised, "the assessment's start");
     nlohmann::json factors = nlohmann::json::array();
-    BatchBuilder::FieldPositions fields;
-    if (const XmlNode* f = a.Child("FactorsIdentifiedAtAssessment")) {
+    const XmlNode* f = a.Child("FactorsIdentifiedAtAssessment");
+    if (f != nullptr) {
       Known(*f, {"AssessmentFactors"});
-      for (const XmlNode* x : f->ChildrenNamed("AssessmentFactors")) {
-        if (x->text.empty()) continue;
-        fields.emplace_back("/body/factors/" + std::to_string(factors.size()), x->path);
-        factors.push_back(x->text);
-      }
+      f->ForEachChild("AssessmentFactors", [&](const XmlNode& x) {
+        if (!x.text.empty()) factors.push_back(x.text);
+      });
     }
+    // Where each factor came from, made only for a record that turns out not to be valid.
+    auto fields = [&] {
+      BatchBuilder::FieldPositions positions;
+      if (f == nullptr) return positions;
+      f->ForEachChild("AssessmentFactors", [&](const XmlNode& x) {
+        if (x.text.empty()) return;
+        positions.emplace_back("/body/factors/" + std::to_string(positions.size()), x.path);
+      });
+      return positions;
+    };
     if (out_.problems().size() != before) return;
     record::Record r = Base(record::Kind::kAssessment, "assessment", *start, authorised ? 2 : 1,
                             authorised.value_or(*start));
-    r.body = {{"assessment_type", "child and family assessment"},
-              {"start", *start},
-              {"authorised", OrNull(authorised)}};
-    if (!factors.empty()) r.body["factors"] = std::move(factors);
-    out_.Add(std::move(r), a.path, fields);
+    Put(r.body, "assessment_type", "child and family assessment");
+    Put(r.body, "start", *start);
+    Put(r.body, "authorised", OrNull(authorised));
+    if (!factors.empty()) Put(r.body, "factors", std::move(factors));
+    out_.AddLazy(std::move(r), a.path, fields);
   }
 
   void ReadCinPlan(const XmlNode& p) {
@@ -249,7 +261,9 @@ class ChildReader {
     if (out_.problems().size() != before) return;
     record::Record r =
         Base(record::Kind::kPlan, "cin-plan", *start, end ? 2 : 1, end.value_or(*start));
-    r.body = {{"plan_type", "cin"}, {"start", *start}, {"end", OrNull(end)}};
+    Put(r.body, "plan_type", "cin");
+    Put(r.body, "start", *start);
+    Put(r.body, "end", OrNull(end));
     out_.Add(std::move(r), p.path);
   }
 
@@ -274,9 +288,10 @@ class ChildReader {
     }
     record::Record r = Base(record::Kind::kAssessment, "section47", *start, outcome ? 2 : 1,
                             icpc.value_or(*start));
-    r.body = {
-        {"assessment_type", "section 47 enquiry"}, {"start", *start}, {"authorised", nullptr}};
-    if (outcome) r.body["outcome"] = *outcome;
+    Put(r.body, "assessment_type", "section 47 enquiry");
+    Put(r.body, "start", *start);
+    Put(r.body, "authorised", nullptr);
+    if (outcome) Put(r.body, "outcome", std::move(*outcome));
     out_.Add(std::move(r), s.path);
   }
 
@@ -290,15 +305,15 @@ class ChildReader {
     InOrder(start, end_node, end, "the plan's start");
     nlohmann::json reviews = nlohmann::json::array();
     std::string latest = start.value_or("");
-    for (const XmlNode* rv : p.ChildrenNamed("Reviews")) {
-      Known(*rv, {"CPPreviewDate"});
-      for (const XmlNode* d : rv->ChildrenNamed("CPPreviewDate")) {
-        if (auto date = Date(d)) {
-          reviews.push_back(*date);
+    p.ForEachChild("Reviews", [&](const XmlNode& rv) {
+      Known(rv, {"CPPreviewDate"});
+      rv.ForEachChild("CPPreviewDate", [&](const XmlNode& d) {
+        if (auto date = Date(&d)) {
           latest = std::max(latest, *date);
+          reviews.push_back(std::move(*date));
         }
-      }
-    }
+      });
+    });
     std::optional<std::string> category;
     const XmlNode* cat = p.Child("LatestCategoryOfAbuse");
     if (cat == nullptr || cat->text.empty()) cat = p.Child("InitialCategoryOfAbuse");
@@ -317,9 +332,11 @@ class ChildReader {
     // Each review held and the end of the plan are new versions of the plan's record.
     record::Record plan = Base(record::Kind::kPlan, "cp-plan", *start,
                                1 + static_cast<int64_t>(reviews.size()) + (end ? 1 : 0), latest);
-    plan.body = {{"plan_type", "cp"}, {"start", *start}, {"end", OrNull(end)}};
-    if (category) plan.body["category_of_abuse"] = *category;
-    if (!reviews.empty()) plan.body["review_dates"] = std::move(reviews);
+    Put(plan.body, "plan_type", "cp");
+    Put(plan.body, "start", *start);
+    Put(plan.body, "end", OrNull(end));
+    if (category) Put(plan.body, "category_of_abuse", std::move(*category));
+    if (!reviews.empty()) Put(plan.body, "review_dates", std::move(reviews));
     out_.Add(std::move(plan), p.path);
 
     // The plan also stands as a flag, the shape a health or police flag query answers with
@@ -332,7 +349,7 @@ class ChildReader {
     f.start = *start;
     f.end = end;
     f.owner_agency = context_.agency;
-    flag.body = FlagBody(f);
+    flag.body = FlagBody(std::move(f));
     out_.Add(std::move(flag), p.path);
   }
 
@@ -347,7 +364,7 @@ class Handler : public XmlUnitHandler {
  public:
   Handler(const IngestContext& context, BatchBuilder& out) : context_(context), out_(out) {}
 
-  void OnUnit(std::string_view unit_path, const XmlNode& unit) override {
+  void OnUnit(std::string_view unit_path, XmlNode& unit) override {
     if (unit_path == "/Message/Header") {
       ++headers_;
       return;  // collection year, LA number, software: nothing a record needs

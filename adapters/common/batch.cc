@@ -9,6 +9,10 @@ void BatchBuilder::Warn(std::string where, std::string what) {
 }
 
 void BatchBuilder::Add(record::Record r, const std::string& where, const FieldPositions& fields) {
+  if (auto failure = Keep(std::move(r), where)) Report(*failure, where, fields);
+}
+
+std::optional<Status> BatchBuilder::Keep(record::Record r, const std::string& where) {
   // The key is only unique within this caller's exports: agency is fixed per Parse().
   std::string key = r.source.record_id + '\x1f' + std::to_string(r.source.version);
   auto [it, inserted] = keys_.try_emplace(std::move(key), where);
@@ -16,31 +20,36 @@ void BatchBuilder::Add(record::Record r, const std::string& where, const FieldPo
     problems_.Add(where, "record id \"" + r.source.record_id + "\" version " +
                              std::to_string(r.source.version) + " appears twice (first at " +
                              it->second + ")");
-    return;
+    return std::nullopt;
   }
-  auto checked = record::ParseRecord(record::ToJson(r));
-  if (!checked.ok()) {
-    // An adapter checks its fields before this; reaching here means a value it let through
-    // is still not canonical. Report it at the input position, with the record field.
-    for (const auto& p : checked.status().problems()) {
-      const std::pair<std::string, std::string>* best = nullptr;
-      for (const auto& f : fields) {
-        const bool under =
-            p.where == f.first || (p.where.starts_with(f.first) && p.where[f.first.size()] == '/');
-        if (under && (best == nullptr || f.first.size() > best->first.size())) best = &f;
-      }
-      if (best != nullptr) {
-        problems_.Add(best->second, p.what);
-      } else {
-        problems_.Add(where, "record field " + p.where + ": " + p.what);
-      }
-    }
-    if (checked.status().problems().empty()) {
-      problems_.Add(where, "not a valid record: " + checked.status().detail());
-    }
-    return;
-  }
+  // CheckRecord applies ParseRecord's rules to the record as built, without a trip through
+  // JSON: the same verdict and problems as ParseRecord(ToJson(r)).
+  auto checked = record::CheckRecord(std::move(r));
+  if (!checked.ok()) return checked.status();
   batch_.records.push_back(std::move(checked).value());
+  return std::nullopt;
+}
+
+void BatchBuilder::Report(const Status& failure, const std::string& where,
+                          const FieldPositions& fields) {
+  // An adapter checks its fields before this; reaching here means a value it let through
+  // is still not canonical. Report it at the input position, with the record field.
+  for (const auto& p : failure.problems()) {
+    const std::pair<std::string, std::string>* best = nullptr;
+    for (const auto& f : fields) {
+      const bool under =
+          p.where == f.first || (p.where.starts_with(f.first) && p.where[f.first.size()] == '/');
+      if (under && (best == nullptr || f.first.size() > best->first.size())) best = &f;
+    }
+    if (best != nullptr) {
+      problems_.Add(best->second, p.what);
+    } else {
+      problems_.Add(where, "record field " + p.where + ": " + p.what);
+    }
+  }
+  if (failure.problems().empty()) {
+    problems_.Add(where, "not a valid record: " + failure.detail());
+  }
 }
 
 Result<ParsedBatch> BatchBuilder::Finish() {
@@ -79,23 +88,23 @@ nlohmann::json OrNull(const std::optional<std::string>& v) {
   return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
 }
 
-nlohmann::json FlagBody(const FlagFields& f) {
-  nlohmann::json body = {
-      {"type", f.type},
-      {"level", OrNull(f.level)},
-      {"status", f.status},
-      {"start", f.start},
-      {"end", OrNull(f.end)},
-      {"review_by", OrNull(f.review_by)},
-      {"owner_agency", f.owner_agency},
-  };
+nlohmann::json FlagBody(FlagFields f) {
+  // In key order (see Put).
+  nlohmann::json body = nlohmann::json::object();
   if (f.office_hours || f.out_of_hours) {
     nlohmann::json contact = nlohmann::json::object();
-    if (f.office_hours) contact["office_hours"] = *f.office_hours;
-    if (f.out_of_hours) contact["out_of_hours"] = *f.out_of_hours;
-    body["contact"] = std::move(contact);
+    if (f.office_hours) Put(contact, "office_hours", std::move(*f.office_hours));
+    if (f.out_of_hours) Put(contact, "out_of_hours", std::move(*f.out_of_hours));
+    Put(body, "contact", std::move(contact));
   }
-  if (f.note) body["note"] = *f.note;
+  Put(body, "end", OrNull(f.end));
+  Put(body, "level", OrNull(f.level));
+  if (f.note) Put(body, "note", std::move(*f.note));
+  Put(body, "owner_agency", std::move(f.owner_agency));
+  Put(body, "review_by", OrNull(f.review_by));
+  Put(body, "start", std::move(f.start));
+  Put(body, "status", std::move(f.status));
+  Put(body, "type", std::move(f.type));
   return body;
 }
 

@@ -1,7 +1,8 @@
 // BatchBuilder: where an adapter's records go as they are made. Every record is checked with
-// record::ParseRecord (the canonical validator, so an adapter can never hand out a record the
-// rest of safegate would refuse), and idempotency keys (agency, record_id, version) must be
-// unique within one export. Problems and warnings carry the input position given with the
+// record::CheckRecord (the canonical validator's rules, applied to the record as built: an
+// adapter can never hand out a record the rest of safegate would refuse, and the record is
+// not turned into JSON and read back to find out), and idempotency keys (agency, record_id,
+// version) must be unique within one export. Problems and warnings carry the input position given with the
 // record.
 //
 // Also the one place that shapes the flag body, which four formats produce.
@@ -34,17 +35,29 @@ class BatchBuilder {
   void Warn(std::string where, std::string what);
 
   // Input positions of record fields: a record pointer ("/subject/given_name", "/body") and
-  // where that field came from in the input. A problem ParseRecord finds under a pointer is
+  // where that field came from in the input. A problem CheckRecord finds under a pointer is
   // reported at the longest matching one.
   using FieldPositions = std::vector<std::pair<std::string, std::string>>;
 
   // Validates `r` and keeps it. `where` is the input position of the thing it came from.
   void Add(record::Record r, const std::string& where, const FieldPositions& fields = {});
+  // The same, with the field positions made by `make_fields()` only if the record turns out
+  // not to be valid: a valid record (nearly every one) costs no position strings.
+  template <typename MakeFields>
+  void AddLazy(record::Record r, const std::string& where, MakeFields&& make_fields) {
+    if (auto failure = Keep(std::move(r), where)) Report(*failure, where, make_fields());
+  }
 
   // The batch, or Status::Invalid with every problem. Consumes the builder.
   Result<ParsedBatch> Finish();
 
  private:
+  // Checks the idempotency key (a repeat is reported here) and the record; keeps the record
+  // when both are fine. Returns the record's problems when it is not valid.
+  std::optional<Status> Keep(record::Record r, const std::string& where);
+  // Reports a record's problems at the input positions of its fields.
+  void Report(const Status& failure, const std::string& where, const FieldPositions& fields);
+
   std::string format_;
   ProblemList problems_;
   ProblemList warnings_;
@@ -66,7 +79,16 @@ struct FlagFields {
   std::optional<std::string> out_of_hours;
   std::optional<std::string> note;
 };
-nlohmann::json FlagBody(const FlagFields& f);
+nlohmann::json FlagBody(FlagFields f);
+
+// Sets member `key` of the object `obj`. Record bodies are built member by member: the
+// initializer-list form ({{"key", value}, ...}) first builds a [key, value] array for every
+// member, which costs more than all the rest of an adapter's work on a record.
+// Members put in key order go in without a search (the hint is the end).
+inline void Put(nlohmann::json& obj, std::string_view key, nlohmann::json value) {
+  auto& members = obj.get_ref<nlohmann::json::object_t&>();
+  members.insert_or_assign(members.end(), std::string(key), std::move(value));
+}
 
 // An NHS number as written in an export ("9434765919" or "943 476 5919") as 10 digits in
 // `*digits`. Returns "" if valid, else what is wrong (for a problem).

@@ -84,7 +84,7 @@ INSTANTIATE_TEST_SUITE_P(XmlAdapters, XmlHardening, ::testing::Values("niche-xml
 TEST(XmlUnits, PathsCarryIndicesOnlyWhereNamesRepeat) {
   struct Collect : XmlUnitHandler {
     std::vector<std::string> paths;
-    void OnUnit(std::string_view, const XmlNode& unit) override { Walk(unit); }
+    void OnUnit(std::string_view, XmlNode& unit) override { Walk(unit); }
     void Walk(const XmlNode& n) {
       paths.push_back(n.path);
       for (const auto& c : n.children) Walk(c);

@@ -24,7 +24,7 @@ CsvTable::CsvTable(std::string_view input, const std::vector<std::string_view>& 
   }
   bool header_ok = true;
   for (size_t i = 0; i < fields_.size(); ++i) {
-    std::string name = ToLowerAscii(Trim(fields_[i]));
+    std::string name = ToLowerAscii(Trim(FieldText(fields_[i])));
     const std::string where =
         "line " + std::to_string(line_) + ", header column " + std::to_string(i + 1);
     const bool known = std::find(required.begin(), required.end(), name) != required.end() ||
@@ -60,19 +60,28 @@ bool CsvTable::ReadRecord() {
   if (pos_ >= input_.size()) return false;
   line_ = next_line_;
   fields_.clear();
-  std::string field;
+  unescaped_.clear();
   bool bad_row = false;
+  const size_t n = input_.size();
   while (true) {
-    field.clear();
-    if (pos_ < input_.size() && input_[pos_] == '"') {
+    Field field;
+    if (pos_ < n && input_[pos_] == '"') {
       const size_t open_line = next_line_;
       ++pos_;
+      field.begin = pos_;
       bool closed = false;
-      while (pos_ < input_.size()) {
+      while (pos_ < n) {
         const char c = input_[pos_];
         if (c == '"') {
-          if (pos_ + 1 < input_.size() && input_[pos_ + 1] == '"') {
-            field.push_back('"');
+          if (pos_ + 1 < n && input_[pos_ + 1] == '"') {
+            // A doubled quote: from here on the field is copied out, unescaped.
+            if (!field.unescaped) {
+              const std::string_view so_far = input_.substr(field.begin, pos_ - field.begin);
+              field.begin = unescaped_.size();
+              field.unescaped = true;
+              unescaped_.append(so_far);
+            }
+            unescaped_.push_back('"');
             pos_ += 2;
             continue;
           }
@@ -81,7 +90,7 @@ bool CsvTable::ReadRecord() {
           break;
         }
         if (c == '\n') ++next_line_;
-        field.push_back(c);
+        if (field.unescaped) unescaped_.push_back(c);
         ++pos_;
       }
       if (!closed) {
@@ -90,10 +99,11 @@ bool CsvTable::ReadRecord() {
             "quoted field is never closed");
         return false;
       }
+      // The closing quote is not part of the field.
+      field.size = field.unescaped ? unescaped_.size() - field.begin : pos_ - 1 - field.begin;
       // After the closing quote only a separator or the line end may follow.
       size_t junk = pos_;
-      while (junk < input_.size() && input_[junk] != ',' && input_[junk] != '\n' &&
-             input_[junk] != '\r') {
+      while (junk < n && input_[junk] != ',' && input_[junk] != '\n' && input_[junk] != '\r') {
         ++junk;
       }
       if (junk != pos_) {
@@ -104,27 +114,27 @@ bool CsvTable::ReadRecord() {
         pos_ = junk;
       }
     } else {
-      while (pos_ < input_.size() && input_[pos_] != ',' && input_[pos_] != '\n' &&
-             input_[pos_] != '\r') {
+      field.begin = pos_;
+      while (pos_ < n && input_[pos_] != ',' && input_[pos_] != '\n' && input_[pos_] != '\r') {
         if (input_[pos_] == '"') {
           problems_.Add("line " + std::to_string(next_line_) + ", field " +
                             std::to_string(fields_.size() + 1),
                         "quote inside an unquoted field");
           bad_row = true;
         }
-        field.push_back(input_[pos_]);
         ++pos_;
       }
+      field.size = pos_ - field.begin;
     }
     fields_.push_back(field);
-    if (pos_ >= input_.size()) break;
+    if (pos_ >= n) break;
     if (input_[pos_] == ',') {
       ++pos_;
       continue;
     }
     // Line end: CRLF or LF (a lone CR also ends the line).
     if (input_[pos_] == '\r') ++pos_;
-    if (pos_ < input_.size() && input_[pos_] == '\n') ++pos_;
+    if (pos_ < n && input_[pos_] == '\n') ++pos_;
     ++next_line_;
     break;
   }
@@ -157,7 +167,11 @@ std::optional<size_t> CsvTable::ColumnIndex(std::string_view column) const {
 std::string_view CsvTable::Get(std::string_view column) const {
   auto i = ColumnIndex(column);
   if (!i || *i >= fields_.size()) return {};
-  return Trim(fields_[*i]);
+  return TrimmedField(*i);
+}
+
+std::string_view CsvTable::TrimmedField(size_t index) const {
+  return Trim(FieldText(fields_[index]));
 }
 
 std::string CsvTable::Where(std::string_view column) const {

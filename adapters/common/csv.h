@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -42,12 +43,28 @@ class CsvTable {
   size_t line() const { return line_; }
   // The trimmed value of `column` in the current row ("" when the column is absent or empty).
   std::string_view Get(std::string_view column) const;
+
+  // A column looked up in the header once, for reading it from many rows (Get by name
+  // searches the header on every call). `name` must outlive the handle.
+  struct Column {
+    std::string_view name;
+    size_t index = SIZE_MAX;  // SIZE_MAX: not in this export
+  };
+  Column Find(std::string_view name) const {
+    return {name, ColumnIndex(name).value_or(SIZE_MAX)};
+  }
+  // The same as Get(column.name).
+  std::string_view Get(const Column& column) const {
+    if (column.index >= fields_.size()) return {};
+    return TrimmedField(column.index);
+  }
   // "line 12, field dob".
   std::string Where(std::string_view column) const;
 
  private:
   // Reads one record into fields_; false at the end of input.
   bool ReadRecord();
+  std::string_view TrimmedField(size_t index) const;
   std::optional<size_t> ColumnIndex(std::string_view column) const;
 
   std::string_view input_;
@@ -56,8 +73,21 @@ class CsvTable {
   size_t line_ = 0;
   bool ok_ = false;
   ProblemList& problems_;
+  // A field of the current record: a view of the input, or, for a quoted field with doubled
+  // quotes, of its unescaped text in unescaped_ (by offset: the buffer may grow).
+  struct Field {
+    size_t begin = 0;
+    size_t size = 0;
+    bool unescaped = false;
+  };
+  std::string_view FieldText(const Field& f) const {
+    return std::string_view(f.unescaped ? std::string_view(unescaped_) : input_)
+        .substr(f.begin, f.size);
+  }
+
   std::vector<std::string> header_;  // lower-case names
-  std::vector<std::string> fields_;  // current record, unescaped
+  std::vector<Field> fields_;        // current record
+  std::string unescaped_;            // current record's unescaped quoted fields
 };
 
 }  // namespace safegate::adapters

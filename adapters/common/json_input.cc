@@ -32,28 +32,31 @@ class StrictSax : public nlohmann::json_sax<json> {
 
   bool start_object(std::size_t n) override {
     if (!Value() || !Enter()) return false;
-    frames_.push_back({false, 0, {}, ""});
+    frames_.push_back({false, 0, keys_used_, kNoKey});
     return dom_.start_object(n);
   }
   bool key(string_t& k) override {
     Frame& f = frames_.back();
-    for (const std::string& seen : f.keys) {
-      if (seen == k) {
+    for (size_t i = f.keys_begin; i < keys_used_; ++i) {
+      if (keys_[i] == k) {
         return Fail(JsonPointer(Pointer(frames_.size() - 1), k),
                     "duplicate member \"" + Excerpt(k) + "\"");
       }
     }
-    f.keys.push_back(k);
-    f.key = k;
+    // The key strings are reused from object to object: no allocation once they are warm.
+    if (keys_used_ == keys_.size()) keys_.emplace_back();
+    keys_[keys_used_].assign(k);
+    f.key = keys_used_++;
     return dom_.key(k);
   }
   bool end_object() override {
+    keys_used_ = frames_.back().keys_begin;
     frames_.pop_back();
     return dom_.end_object();
   }
   bool start_array(std::size_t n) override {
     if (!Value() || !Enter()) return false;
-    frames_.push_back({true, 0, {}, ""});
+    frames_.push_back({true, 0, keys_used_, kNoKey});
     return dom_.start_array(n);
   }
   bool end_array() override {
@@ -76,11 +79,12 @@ class StrictSax : public nlohmann::json_sax<json> {
   }
 
  private:
+  static constexpr size_t kNoKey = SIZE_MAX;
   struct Frame {
     bool array;
     size_t index;
-    std::vector<std::string> keys;
-    std::string key;
+    size_t keys_begin;  // this object's keys are keys_[keys_begin, keys_used_)
+    size_t key;         // index in keys_ of the current member's key
   };
 
   // Called before every value: advances the index of the array it is in.
@@ -99,7 +103,8 @@ class StrictSax : public nlohmann::json_sax<json> {
     std::string p;
     for (size_t i = 0; i < frames_.size() && i < levels; ++i) {
       const Frame& f = frames_[i];
-      p = f.array ? JsonPointer(p, f.index - 1) : JsonPointer(p, f.key);
+      const std::string_view key = f.key == kNoKey ? std::string_view() : keys_[f.key];
+      p = f.array ? JsonPointer(p, f.index - 1) : JsonPointer(p, key);
     }
     return p;
   }
@@ -113,6 +118,8 @@ class StrictSax : public nlohmann::json_sax<json> {
   std::string_view input_;
   ProblemList& problems_;
   std::vector<Frame> frames_;
+  std::vector<std::string> keys_;  // keys of the open objects, innermost last
+  size_t keys_used_ = 0;
   bool failed_ = false;
 };
 

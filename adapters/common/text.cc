@@ -1,7 +1,7 @@
 #include "adapters/common/text.h"
 
 #include <array>
-#include <cstdio>
+#include <cstring>
 
 namespace safegate::adapters {
 namespace {
@@ -112,6 +112,8 @@ std::optional<std::string> NormalizeTimestamp(std::string_view s) {
     return std::nullopt;
   }
   if (pos != s.size()) return std::nullopt;
+  // Already UTC to the second, as most exports write it: nothing to convert.
+  if (s.size() == 20 && s[10] == 'T' && s[19] == 'Z' && ss != 60) return std::string(s);
 
   int64_t minutes = DaysFromCivil(Digits(s, 0, 4), Digits(s, 5, 2), Digits(s, 8, 2)) * 1440 +
                     hh * 60 + mi - offset_minutes;
@@ -120,10 +122,20 @@ std::optional<std::string> NormalizeTimestamp(std::string_view s) {
   int y = 0, m = 0, d = 0;
   CivilFromDays(days, &y, &m, &d);
   if (!ValidDate(y, m, d)) return std::nullopt;
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", y, m, d,
-                static_cast<int>(rem / 60), static_cast<int>(rem % 60), ss == 60 ? 59 : ss);
-  return std::string(buf);
+  // "%04d-%02d-%02dT%02d:%02d:%02dZ", without printf's format parsing.
+  std::string out = "0000-00-00T00:00:00Z";
+  auto put = [&out](size_t at, int value, int width) {
+    for (int i = width - 1; i >= 0; --i, value /= 10) {
+      out[at + static_cast<size_t>(i)] = static_cast<char>('0' + value % 10);
+    }
+  };
+  put(0, y, 4);
+  put(5, m, 2);
+  put(8, d, 2);
+  put(11, static_cast<int>(rem / 60), 2);
+  put(14, static_cast<int>(rem % 60), 2);
+  put(17, ss == 60 ? 59 : ss, 2);
+  return out;
 }
 
 std::string StartOfDayUtc(std::string_view date) { return std::string(date) + "T00:00:00Z"; }
@@ -133,6 +145,14 @@ std::optional<size_t> FindInvalidUtf8(std::string_view s) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   const size_t n = s.size();
   while (i < n) {
+    // Exports are mostly ASCII: skip it eight bytes at a time.
+    while (i + 8 <= n) {
+      uint64_t word;
+      std::memcpy(&word, p + i, sizeof word);
+      if ((word & 0x8080808080808080ULL) != 0) break;
+      i += 8;
+    }
+    if (i >= n) break;
     const unsigned char c = p[i];
     if (c < 0x80) {
       ++i;
@@ -205,9 +225,11 @@ std::string DigestId(std::string_view prefix, std::initializer_list<std::string_
     first = false;
     for (char c : part) mix(static_cast<unsigned char>(c));
   }
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return std::string(prefix) + "-" + buf;
+  std::string out;
+  out.reserve(prefix.size() + 17);
+  out.append(prefix).push_back('-');
+  for (int shift = 60; shift >= 0; shift -= 4) out.push_back("0123456789abcdef"[(h >> shift) & 0xF]);
+  return out;
 }
 
 std::string Excerpt(std::string_view s, size_t max) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <climits>
 #include <memory>
+#include <utility>
 
 #include <expat.h>
 
@@ -15,6 +16,10 @@ const XmlNode* XmlNode::Child(std::string_view child_name) const {
     if (c.name == child_name) return &c;
   }
   return nullptr;
+}
+
+XmlNode* XmlNode::Child(std::string_view child_name) {
+  return const_cast<XmlNode*>(std::as_const(*this).Child(child_name));
 }
 
 std::vector<const XmlNode*> XmlNode::ChildrenNamed(std::string_view child_name) const {
@@ -32,11 +37,15 @@ const std::string* XmlNode::Attribute(std::string_view attribute_name) const {
   return nullptr;
 }
 
+std::string* XmlNode::Attribute(std::string_view attribute_name) {
+  return const_cast<std::string*>(std::as_const(*this).Attribute(attribute_name));
+}
+
 namespace {
 
 // parent + "/" + name, with "[index]" when index > 0. Built by appending: GCC 12 at -O3
 // reports a false -Wrestrict on the equivalent chain of operator+.
-std::string ChildPath(const std::string& parent, const std::string& name, int index) {
+std::string ChildPath(const std::string& parent, std::string_view name, int index) {
   std::string out;
   out.reserve(parent.size() + name.size() + 8);
   out.append(parent).append("/").append(name);
@@ -48,6 +57,7 @@ std::string ChildPath(const std::string& parent, const std::string& name, int in
 // recursive walks (path finishing, destruction) over a unit.
 constexpr size_t kMaxDepth = 64;
 constexpr size_t kChunk = size_t{1} << 20;
+constexpr size_t kChildrenReserve = 16;
 
 enum class Role { kContainer, kUnitRoot, kInUnit, kSkipped };
 
@@ -58,7 +68,7 @@ struct Frame {
   std::vector<std::pair<std::string, int>> child_counts;
   std::string stray;  // non-blank text seen directly in a container, not yet reported
 
-  int NextIndex(const std::string& name) {
+  int NextIndex(std::string_view name) {
     for (auto& [n, c] : child_counts) {
       if (n == name) return ++c;
     }
@@ -67,36 +77,39 @@ struct Frame {
   }
 };
 
+// Per-name counts among one element's children, reused from element to element.
+struct NameCount {
+  std::string_view name;
+  int total = 0;
+  int seen = 0;
+};
+
 // Gives every element below `node` its path: the name, with "[k]" when the name repeats among
 // its siblings. Trims the text collected while streaming.
-void FinishPaths(XmlNode& node) {
-  node.text = std::string(Trim(node.text));
-  std::vector<std::pair<std::string_view, int>> totals;
-  for (const XmlNode& c : node.children) {
-    auto it =
-        std::find_if(totals.begin(), totals.end(), [&](auto& t) { return t.first == c.name; });
-    if (it == totals.end()) {
-      totals.emplace_back(c.name, 1);
-    } else {
-      ++it->second;
-    }
+void FinishPaths(XmlNode& node, std::vector<NameCount>& counts) {
+  const std::string_view trimmed = Trim(node.text);
+  if (trimmed.size() != node.text.size()) {
+    const size_t start = static_cast<size_t>(trimmed.data() - node.text.data());
+    const size_t length = trimmed.size();
+    node.text.erase(0, start);
+    node.text.resize(length);
   }
-  std::vector<std::pair<std::string_view, int>> seen;
+  if (node.children.empty()) return;
+  counts.clear();
+  auto count_of = [&counts](std::string_view name) -> NameCount& {
+    for (NameCount& c : counts) {
+      if (c.name == name) return c;
+    }
+    return counts.emplace_back(NameCount{name, 0, 0});
+  };
+  for (const XmlNode& c : node.children) ++count_of(c.name).total;
   for (XmlNode& c : node.children) {
-    int total = 0;
-    for (auto& t : totals) {
-      if (t.first == c.name) total = t.second;
-    }
-    auto it = std::find_if(seen.begin(), seen.end(), [&](auto& t) { return t.first == c.name; });
-    int index = 1;
-    if (it == seen.end()) {
-      seen.emplace_back(c.name, 1);
-    } else {
-      index = ++it->second;
-    }
-    c.path = ChildPath(node.path, c.name, total > 1 ? index : 0);
-    FinishPaths(c);
+    NameCount& n = count_of(c.name);
+    ++n.seen;
+    c.path = ChildPath(node.path, c.name, n.total > 1 ? n.seen : 0);
   }
+  // `counts` is done with for this element before it is reused below.
+  for (XmlNode& c : node.children) FinishPaths(c, counts);
 }
 
 class Reader {
@@ -125,11 +138,11 @@ class Reader {
 
   void Start(const XML_Char* name_c, const XML_Char** attrs) {
     if (stopped_) return;
-    std::string name(name_c);
     if (skip_depth_ > 0) {
       ++skip_depth_;
       return;
     }
+    const std::string_view name(name_c);
     if (stack_.size() >= kMaxDepth) {
       Fail(Position(), "elements are nested deeper than " + std::to_string(kMaxDepth));
       return;
@@ -138,11 +151,12 @@ class Reader {
     if (stack_.empty()) {
       saw_root_ = true;
       if (name != root_) {
-        Fail("/" + name, "the root element is <" + name + ">, expected <" + root_ + ">");
+        const std::string n(name);
+        Fail("/" + n, "the root element is <" + n + ">, expected <" + root_ + ">");
         return;
       }
       Frame f;
-      f.layout_path = "/" + name;
+      f.layout_path = "/" + std::string(name);
       f.path = f.layout_path;
       f.role = IsUnit(f.layout_path) ? Role::kUnitRoot : Role::kContainer;
       if (f.role == Role::kUnitRoot) BeginUnit(name, f.path, line, attrs);
@@ -151,21 +165,26 @@ class Reader {
     }
     Frame& parent = stack_.back();
     FlushStray(parent);
-    const int index = parent.NextIndex(name);
-    Frame f;
-    f.layout_path = parent.layout_path + "/" + name;
     if (parent.role == Role::kUnitRoot || parent.role == Role::kInUnit) {
-      f.role = Role::kInUnit;
+      // Inside a unit the tree itself is the record: the frame only marks the level, and
+      // names, indices and paths are settled when the unit is complete (FinishPaths).
       XmlNode* up = nodes_.back();
+      // One allocation for the unit's own children rather than doubling up to their number.
+      // Only for the unit (one at a time): reserving in every element would let a document of
+      // small nested elements claim far more memory than its size.
+      if (up == unit_.get() && up->children.empty()) up->children.reserve(kChildrenReserve);
       up->children.emplace_back();
       XmlNode& n = up->children.back();
       n.name = name;
       n.line = line;
       SetAttributes(n, attrs);
       nodes_.push_back(&n);
-      stack_.push_back(std::move(f));
+      stack_.emplace_back().role = Role::kInUnit;
       return;
     }
+    const int index = parent.NextIndex(name);
+    Frame f;
+    f.layout_path = parent.layout_path + "/" + std::string(name);
     if (IsUnit(f.layout_path)) {
       f.role = Role::kUnitRoot;
       f.path = ChildPath(parent.path, name, index);
@@ -193,7 +212,7 @@ class Reader {
     if (f.role == Role::kInUnit) {
       nodes_.pop_back();
     } else if (f.role == Role::kUnitRoot) {
-      FinishPaths(*unit_);
+      FinishPaths(*unit_, name_counts_);
       handler_.OnUnit(f.layout_path, *unit_);
       unit_.reset();
       nodes_.clear();
@@ -210,7 +229,11 @@ class Reader {
     if (f.role == Role::kContainer) {
       if (!Trim(text).empty() || !f.stray.empty()) f.stray.append(text);
     } else {
-      nodes_.back()->text.append(text);
+      // Leading blanks (the indentation between a unit's elements) would only be trimmed
+      // off: not keeping them saves building a string for every element that holds others.
+      std::string& kept = nodes_.back()->text;
+      if (kept.empty() && Trim(text).empty()) return;
+      kept.append(text);
     }
   }
 
@@ -229,7 +252,7 @@ class Reader {
     }
   }
 
-  void BeginUnit(const std::string& name, const std::string& path, int line,
+  void BeginUnit(std::string_view name, const std::string& path, int line,
                  const XML_Char** attrs) {
     unit_ = std::make_unique<XmlNode>();
     unit_->name = name;
@@ -254,6 +277,7 @@ class Reader {
   std::vector<Frame> stack_;
   std::unique_ptr<XmlNode> unit_;
   std::vector<XmlNode*> nodes_;  // open elements of the current unit, root first
+  std::vector<NameCount> name_counts_;  // scratch for FinishPaths
   int skip_depth_ = 0;
   bool stopped_ = false;
   bool saw_root_ = false;

@@ -32,8 +32,17 @@ struct XmlNode {
   std::vector<XmlNode> children;
 
   const XmlNode* Child(std::string_view child_name) const;  // first with that name, or nullptr
+  XmlNode* Child(std::string_view child_name);
   std::vector<const XmlNode*> ChildrenNamed(std::string_view child_name) const;
+  // Calls f(child) for each child with that name, in order, without building a list.
+  template <typename F>
+  void ForEachChild(std::string_view child_name, F&& f) const {
+    for (const XmlNode& c : children) {
+      if (c.name == child_name) f(c);
+    }
+  }
   const std::string* Attribute(std::string_view attribute_name) const;  // or nullptr
+  std::string* Attribute(std::string_view attribute_name);
   std::string AttributePath(std::string_view attribute_name) const {
     return path + "/@" + std::string(attribute_name);
   }
@@ -52,7 +61,9 @@ class XmlUnitHandler {
  public:
   virtual ~XmlUnitHandler() = default;
   // A complete unit, in document order. `unit_path` is its layout path (without indices).
-  virtual void OnUnit(std::string_view unit_path, const XmlNode& unit) = 0;
+  // The unit is the handler's to take apart (strings may be moved out): the reader drops it
+  // afterwards.
+  virtual void OnUnit(std::string_view unit_path, XmlNode& unit) = 0;
   // An element outside the layout (neither container, unit, nor inside a unit). Its content
   // is skipped. `path` carries indices.
   virtual void OnUnexpected(const std::string& path, int line) = 0;

@@ -29,6 +29,13 @@ Result<ParsedBatch> CpisCsvAdapter::Parse(std::string_view input,
                {"nhs_number", "plan_type", "start_date", "responsible_authority",
                 "office_hours_phone", "out_of_hours_phone"},
                {"end_date", "given_name", "family_name", "birth_date"}, out.problems());
+  // Looked up once, not by name in every row.
+  const auto nhs_number = csv.Find("nhs_number"), given_name = csv.Find("given_name"),
+             family_name = csv.Find("family_name"), birth_date = csv.Find("birth_date"),
+             plan_type = csv.Find("plan_type"), start_date = csv.Find("start_date"),
+             end_date = csv.Find("end_date"), responsible_authority = csv.Find("responsible_authority"),
+             office_hours_phone = csv.Find("office_hours_phone"),
+             out_of_hours_phone = csv.Find("out_of_hours_phone");
   while (csv.Next()) {
     const size_t problems_before = out.problems().size();
     auto problem = [&](std::string_view column, std::string what) {
@@ -38,13 +45,13 @@ Result<ParsedBatch> CpisCsvAdapter::Parse(std::string_view input,
     record::Record r;
     r.kind = record::Kind::kFlag;
     std::string nhs;
-    if (std::string why = CheckNhsNumber(csv.Get("nhs_number"), &nhs); !why.empty()) {
+    if (std::string why = CheckNhsNumber(csv.Get(nhs_number), &nhs); !why.empty()) {
       problem("nhs_number", why);
     }
     r.subject.nhs_number = nhs;
-    if (auto v = csv.Get("given_name"); !v.empty()) r.subject.given_name = std::string(v);
-    if (auto v = csv.Get("family_name"); !v.empty()) r.subject.family_name = std::string(v);
-    if (auto v = csv.Get("birth_date"); !v.empty()) {
+    if (auto v = csv.Get(given_name); !v.empty()) r.subject.given_name = std::string(v);
+    if (auto v = csv.Get(family_name); !v.empty()) r.subject.family_name = std::string(v);
+    if (auto v = csv.Get(birth_date); !v.empty()) {
       if (IsIsoDate(v)) {
         r.subject.birth_date = std::string(v);
       } else {
@@ -52,18 +59,18 @@ Result<ParsedBatch> CpisCsvAdapter::Parse(std::string_view input,
       }
     }
 
-    const std::string code = ToUpperAscii(csv.Get("plan_type"));
+    const std::string code = ToUpperAscii(csv.Get(plan_type));
     const PlanType* type = nullptr;
     for (const PlanType& t : kPlanTypes) {
       if (t.code == code) type = &t;
     }
     if (type == nullptr) {
-      problem("plan_type", "unknown plan type \"" + Excerpt(csv.Get("plan_type")) +
+      problem("plan_type", "unknown plan type \"" + Excerpt(csv.Get(plan_type)) +
                                "\" (expected CPP, UCPP or LAC)");
     }
 
-    const std::string_view start = csv.Get("start_date");
-    const std::string_view end = csv.Get("end_date");
+    const std::string_view start = csv.Get(start_date);
+    const std::string_view end = csv.Get(end_date);
     if (!IsIsoDate(start)) {
       problem("start_date",
               start.empty() ? "required" : "not a date (YYYY-MM-DD): \"" + Excerpt(start) + "\"");
@@ -75,10 +82,10 @@ Result<ParsedBatch> CpisCsvAdapter::Parse(std::string_view input,
               "ends (" + std::string(end) + ") before it starts (" + std::string(start) + ")");
     }
 
-    const std::string_view authority = csv.Get("responsible_authority");
+    const std::string_view authority = csv.Get(responsible_authority);
     if (authority.empty()) problem("responsible_authority", "required");
-    const std::string_view office = csv.Get("office_hours_phone");
-    const std::string_view ooh = csv.Get("out_of_hours_phone");
+    const std::string_view office = csv.Get(office_hours_phone);
+    const std::string_view ooh = csv.Get(out_of_hours_phone);
     if (std::string why = CheckPhone(office); !why.empty()) problem("office_hours_phone", why);
     if (std::string why = CheckPhone(ooh); !why.empty()) problem("out_of_hours_phone", why);
 
@@ -107,13 +114,15 @@ Result<ParsedBatch> CpisCsvAdapter::Parse(std::string_view input,
     f.office_hours = std::string(office);
     f.out_of_hours = std::string(ooh);
     f.note = "Responsible authority: " + std::string(authority);
-    r.body = FlagBody(f);
-    out.Add(std::move(r), "line " + std::to_string(csv.line()),
-            {{"/subject/given_name", csv.Where("given_name")},
-             {"/subject/family_name", csv.Where("family_name")},
-             {"/body/note", csv.Where("responsible_authority")},
-             {"/body/contact/office_hours", csv.Where("office_hours_phone")},
-             {"/body/contact/out_of_hours", csv.Where("out_of_hours_phone")}});
+    r.body = FlagBody(std::move(f));
+    out.AddLazy(std::move(r), "line " + std::to_string(csv.line()), [&] {
+      return BatchBuilder::FieldPositions{
+          {"/subject/given_name", csv.Where("given_name")},
+          {"/subject/family_name", csv.Where("family_name")},
+          {"/body/note", csv.Where("responsible_authority")},
+          {"/body/contact/office_hours", csv.Where("office_hours_phone")},
+          {"/body/contact/out_of_hours", csv.Where("out_of_hours_phone")}};
+    });
   }
   return out.Finish();
 }

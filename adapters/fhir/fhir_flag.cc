@@ -13,13 +13,38 @@ namespace {
 
 using nlohmann::json;
 
+// A JSON pointer spelled out only when a problem names it: a valid Flag is read without
+// building one per member. A Path made from a parent refers to it, and the parent must
+// outlive it (parents are the paths of the enclosing readers, or named locals).
+class Path {
+ public:
+  Path(std::string text) : text_(std::move(text)) {}  // NOLINT: implicit, like a string
+  Path(const char* text) : text_(text) {}             // NOLINT: implicit, like a string
+  Path(const Path& parent, std::string_view key) : parent_(&parent), key_(key) {}
+  Path(const Path& parent, size_t index) : parent_(&parent), index_(index), is_index_(true) {}
+
+  std::string str() const {
+    if (parent_ == nullptr) return text_;
+    return is_index_ ? JsonPointer(parent_->str(), index_) : JsonPointer(parent_->str(), key_);
+  }
+  operator std::string() const { return str(); }  // NOLINT: a position is read as text
+
+ private:
+  std::string text_;
+  const Path* parent_ = nullptr;
+  std::string_view key_;
+  size_t index_ = 0;
+  bool is_index_ = false;
+};
+
 // Reads the members of one JSON object, reporting type errors at their JSON pointer.
+// REQUIRES: the object and the parent of `at` outlive the reader.
 class Members {
  public:
-  Members(const json& obj, std::string at, BatchBuilder& out)
-      : obj_(obj), at_(std::move(at)), out_(out) {}
+  Members(const json& obj, Path at, BatchBuilder& out) : obj_(obj), at_(std::move(at)), out_(out) {}
 
-  std::string At(std::string_view key) const { return JsonPointer(at_, key); }
+  // Refers to this reader, which must outlive the result.
+  Path At(std::string_view key) const { return Path(at_, key); }
   const json* Get(std::string_view key) const {
     auto it = obj_.find(key);
     return it == obj_.end() ? nullptr : &*it;
@@ -61,7 +86,7 @@ class Members {
 
  private:
   const json& obj_;
-  std::string at_;
+  Path at_;
   BatchBuilder& out_;
 };
 
@@ -86,7 +111,7 @@ class FlagReader {
  public:
   FlagReader(const IngestContext& context, BatchBuilder& out) : context_(context), out_(out) {}
 
-  void Read(const json& flag, const std::string& at) {
+  void Read(const json& flag, const Path& at) {
     const size_t before = out_.problems().size();
     Members m(flag, at, out_);
     record::Record r;
@@ -103,7 +128,8 @@ class FlagReader {
     if (!id) {
       if (const json* ids = m.Array("identifier");
           ids != nullptr && !ids->empty() && (*ids)[0].is_object()) {
-        Members first((*ids)[0], JsonPointer(m.At("identifier"), size_t{0}), out_);
+        const Path ids_at = m.At("identifier");
+        Members first((*ids)[0], Path(ids_at, size_t{0}), out_);
         id = first.String("value", true);
       }
     }
@@ -151,13 +177,14 @@ class FlagReader {
     if (const json* c = m.Object("code", true)) {
       Members cm(*c, m.At("code"), out_);
       if (const json* codings = cm.Array("coding")) {
+        const Path codings_at = cm.At("coding");
         for (size_t i = 0; i < codings->size() && code == nullptr; ++i) {
           const json& coding = (*codings)[i];
           if (!coding.is_object()) {
-            out_.Problem(JsonPointer(cm.At("coding"), i), "must be an object");
+            out_.Problem(Path(codings_at, i), "must be an object");
             continue;
           }
-          Members k(coding, JsonPointer(cm.At("coding"), i), out_);
+          Members k(coding, Path(codings_at, i), out_);
           auto system = k.String("system", false);
           auto value = k.String("code", false);
           if (system && value) code = fhir::FindFlagCode(*system, *value);
@@ -217,9 +244,8 @@ class FlagReader {
     // Our extensions; others are ignored, as FHIR allows for plain extensions.
     FlagFields f;
     if (const json* exts = m.Array("extension")) {
-      for (size_t i = 0; i < exts->size(); ++i) {
-        ReadExtension((*exts)[i], JsonPointer(m.At("extension"), i), f);
-      }
+      const Path exts_at = m.At("extension");
+      for (size_t i = 0; i < exts->size(); ++i) ReadExtension((*exts)[i], Path(exts_at, i), f);
     }
     if (m.Get("category") != nullptr) m.Array("category");  // type check only
     if (m.Get("author") != nullptr) m.Object("author", false);
@@ -244,15 +270,17 @@ class FlagReader {
     f.start = *start;
     f.end = end;
     f.owner_agency = context_.agency;
-    r.body = FlagBody(f);
-    out_.Add(std::move(r), at,
-             {{"/subject/nhs_number", m.At("subject") + "/identifier/value"},
-              {"/body/note", m.At("extension")},
-              {"/body/contact", m.At("extension")}});
+    r.body = FlagBody(std::move(f));
+    out_.AddLazy(std::move(r), at.str(), [&] {
+      return BatchBuilder::FieldPositions{
+          {"/subject/nhs_number", m.At("subject").str() + "/identifier/value"},
+          {"/body/note", m.At("extension")},
+          {"/body/contact", m.At("extension")}};
+    });
   }
 
  private:
-  void ReadExtension(const json& ext, const std::string& at, FlagFields& f) {
+  void ReadExtension(const json& ext, const Path& at, FlagFields& f) {
     if (!ext.is_object()) {
       out_.Problem(at, "must be an object");
       return;
@@ -281,8 +309,9 @@ class FlagReader {
       if (auto v = e.String("valueString", true)) f.note = *v;
     } else if (*url == fhir::kExtContact) {
       if (const json* parts = e.Array("extension")) {
+        const Path parts_at = e.At("extension");
         for (size_t i = 0; i < parts->size(); ++i) {
-          const std::string part_at = JsonPointer(e.At("extension"), i);
+          const Path part_at(parts_at, i);
           if (!(*parts)[i].is_object()) {
             out_.Problem(part_at, "must be an object");
             continue;
@@ -325,8 +354,9 @@ Result<ParsedBatch> FhirFlagAdapter::Parse(std::string_view input,
     reader.Read(*doc, "");
   } else if (type == "Bundle") {
     if (const json* entries = top.Array("entry")) {
+      const Path entries_at = top.At("entry");
       for (size_t i = 0; i < entries->size(); ++i) {
-        const std::string at = JsonPointer(top.At("entry"), i);
+        const Path at(entries_at, i);
         const json& entry = (*entries)[i];
         if (!entry.is_object()) {
           out.Problem(at, "must be an object");

@@ -11,16 +11,55 @@ namespace safegate::adapters {
 namespace {
 
 using niche::Value;
+using Column = CsvTable::Column;
 
-Value Cell(const CsvTable& csv, std::string_view column) {
-  return {std::string(csv.Get(column)), csv.Where(column)};
+// The columns, looked up in the header once rather than by name in every row.
+struct Columns {
+  explicit Columns(const CsvTable& csv)
+      : record_type(csv.Find("record_type")),
+        id(csv.Find("id")),
+        version(csv.Find("version")),
+        nominal_id(csv.Find("nominal_id")),
+        surname(csv.Find("surname")),
+        forenames(csv.Find("forenames")),
+        dob(csv.Find("dob")),
+        address(csv.Find("address")),
+        postcode(csv.Find("postcode")),
+        pnc_id(csv.Find("pnc_id")),
+        nhs_number(csv.Find("nhs_number")),
+        recorded_at(csv.Find("recorded_at")),
+        type(csv.Find("type")),
+        occurred_at(csv.Find("occurred_at")),
+        location_postcode(csv.Find("location_postcode")),
+        summary(csv.Find("summary")),
+        enquiry_log(csv.Find("enquiry_log")),
+        outcome(csv.Find("outcome")),
+        level(csv.Find("level")),
+        status(csv.Find("status")),
+        start(csv.Find("start")),
+        review(csv.Find("review")),
+        end(csv.Find("end")),
+        note(csv.Find("note")),
+        source_evaluation(csv.Find("source_evaluation")),
+        information_assessment(csv.Find("information_assessment")),
+        handling_code(csv.Find("handling_code")),
+        text(csv.Find("text")) {}
+  Column record_type, id, version, nominal_id, surname, forenames, dob, address, postcode, pnc_id,
+      nhs_number, recorded_at, type, occurred_at, location_postcode, summary, enquiry_log,
+      outcome, level, status, start, review, end, note, source_evaluation,
+      information_assessment, handling_code, text;
+};
+
+// The value keeps the column's name (a string literal above) for its position.
+Value Cell(const CsvTable& csv, const Column& column) {
+  return {std::string(csv.Get(column)), niche::Where::Cell(csv.line(), column.name)};
 }
 
 // The enquiry log cell: one entry per line, each starting with its date or timestamp and a
 // space; a line that does not start so continues the entry above it.
-void ReadLog(const CsvTable& csv, niche::Item& item, BatchBuilder& out) {
-  const std::string_view cell = csv.Get("enquiry_log");
-  item.log_where = {"", csv.Where("enquiry_log")};
+void ReadLog(const CsvTable& csv, const Column& column, niche::Item& item, BatchBuilder& out) {
+  const std::string_view cell = csv.Get(column);
+  item.log_where = {"", niche::Where::Cell(csv.line(), column.name)};
   size_t pos = 0;
   while (pos < cell.size()) {
     size_t eol = cell.find('\n', pos);
@@ -31,13 +70,13 @@ void ReadLog(const CsvTable& csv, niche::Item& item, BatchBuilder& out) {
     const size_t space = line.find(' ');
     const std::string_view first = line.substr(0, space);
     const bool starts_entry = IsIsoDate(first) || NormalizeTimestamp(first).has_value();
-    const std::string where = csv.Where("enquiry_log") + ", entry " +
-                              std::to_string(item.log.size() + (starts_entry ? 1 : 0));
     if (starts_entry) {
+      const niche::Where where =
+          niche::Where::Cell(csv.line(), column.name, item.log.size() + 1);
       const std::string_view text = space == std::string_view::npos ? "" : Trim(line.substr(space));
       item.log.push_back({{std::string(first), where}, {std::string(text), where}});
     } else if (item.log.empty()) {
-      out.Problem(csv.Where("enquiry_log"),
+      out.Problem(csv.Where(column.name),
                   "each log entry starts with its date or timestamp, e.g. "
                   "\"2018-10-31T10:05:00Z text\"; found \"" +
                       Excerpt(line) + "\"");
@@ -80,58 +119,61 @@ Result<ParsedBatch> NicheCsvAdapter::Parse(std::string_view input,
                 "handling_code",
                 "text"},
                out.problems());
+  const Columns c(csv);
   while (csv.Next()) {
     const std::string where = "line " + std::to_string(csv.line());
-    niche::Nominal n;
-    n.where = where;
-    n.id = Cell(csv, "nominal_id");
-    n.surname = Cell(csv, "surname");
-    n.forenames = Cell(csv, "forenames");
-    n.dob = Cell(csv, "dob");
-    n.address = Cell(csv, "address");
-    n.postcode = Cell(csv, "postcode");
-    n.pnc_id = Cell(csv, "pnc_id");
-    n.nhs_number = Cell(csv, "nhs_number");
     // Without a nominal id the item's own check reports it, once.
-    if (n.id.present()) niche.AddNominal(std::move(n), /*repeat_ok=*/true);
+    if (!csv.Get(c.nominal_id).empty()) {
+      niche::Nominal n;
+      n.where = where;
+      n.id = Cell(csv, c.nominal_id);
+      n.surname = Cell(csv, c.surname);
+      n.forenames = Cell(csv, c.forenames);
+      n.dob = Cell(csv, c.dob);
+      n.address = Cell(csv, c.address);
+      n.postcode = Cell(csv, c.postcode);
+      n.pnc_id = Cell(csv, c.pnc_id);
+      n.nhs_number = Cell(csv, c.nhs_number);
+      niche.AddNominal(std::move(n), /*repeat_ok=*/true);
+    }
 
-    niche::Item item;
+    niche::Item& item = niche.NewItem();
     item.where = where;
-    item.id = Cell(csv, "id");
-    item.version = Cell(csv, "version");
-    item.nominal = Cell(csv, "nominal_id");
-    item.recorded = Cell(csv, "recorded_at");
-    const std::string type = ToLowerAscii(csv.Get("record_type"));
+    item.id = Cell(csv, c.id);
+    item.version = Cell(csv, c.version);
+    item.nominal = Cell(csv, c.nominal_id);
+    item.recorded = Cell(csv, c.recorded_at);
+    const std::string type = ToLowerAscii(csv.Get(c.record_type));
     if (type == "occurrence") {
       item.type = niche::ItemType::kOccurrence;
-      item.occurrence_type = Cell(csv, "type");
-      item.occurred_at = Cell(csv, "occurred_at");
-      item.location_postcode = Cell(csv, "location_postcode");
-      item.summary = Cell(csv, "summary");
-      item.outcome = Cell(csv, "outcome");
-      ReadLog(csv, item, out);
+      item.occurrence_type = Cell(csv, c.type);
+      item.occurred_at = Cell(csv, c.occurred_at);
+      item.location_postcode = Cell(csv, c.location_postcode);
+      item.summary = Cell(csv, c.summary);
+      item.outcome = Cell(csv, c.outcome);
+      ReadLog(csv, c.enquiry_log, item, out);
     } else if (type == "warning_marker") {
       item.type = niche::ItemType::kWarningMarker;
-      item.marker_type = Cell(csv, "type");
-      item.level = Cell(csv, "level");
-      item.status = Cell(csv, "status");
-      item.start = Cell(csv, "start");
-      item.review = Cell(csv, "review");
-      item.end = Cell(csv, "end");
-      item.note = Cell(csv, "note");
+      item.marker_type = Cell(csv, c.type);
+      item.level = Cell(csv, c.level);
+      item.status = Cell(csv, c.status);
+      item.start = Cell(csv, c.start);
+      item.review = Cell(csv, c.review);
+      item.end = Cell(csv, c.end);
+      item.note = Cell(csv, c.note);
     } else if (type == "intelligence") {
       item.type = niche::ItemType::kIntelligence;
-      item.source_grade = Cell(csv, "source_evaluation");
-      item.information_grade = Cell(csv, "information_assessment");
-      item.handling = Cell(csv, "handling_code");
-      item.text = Cell(csv, "text");
+      item.source_grade = Cell(csv, c.source_evaluation);
+      item.information_grade = Cell(csv, c.information_assessment);
+      item.handling = Cell(csv, c.handling_code);
+      item.text = Cell(csv, c.text);
     } else {
+      niche.DropLastItem();
       out.Problem(csv.Where("record_type"),
-                  "unknown record type \"" + Excerpt(csv.Get("record_type")) +
+                  "unknown record type \"" + Excerpt(csv.Get(c.record_type)) +
                       "\" (expected occurrence, warning_marker or intelligence)");
       continue;
     }
-    niche.AddItem(std::move(item));
   }
   niche.Finish();
   return out.Finish();

@@ -91,10 +91,11 @@ void NicheBuilder::AddNominal(Nominal n, bool repeat_ok) {
 }
 
 void NicheBuilder::Finish() {
-  for (const Item& item : items_) BuildItem(item);
+  // Each item is used once: its texts move into the record.
+  for (Item& item : items_) BuildItem(item);
 }
 
-void NicheBuilder::BuildItem(const Item& item) {
+void NicheBuilder::BuildItem(Item& item) {
   const size_t before = out_.problems().size();
   auto problem = [&](const Value& v, std::string what) { out_.Problem(v.where, std::move(what)); };
   auto required = [&](const Value& v, std::string_view what) {
@@ -147,7 +148,6 @@ void NicheBuilder::BuildItem(const Item& item) {
     }
   }
 
-  BatchBuilder::FieldPositions fields;
   // Police records are criminal offence data (UK GDPR Art 10) about an identified person
   // (Schedule 12A paragraphs 1 and 2); anything kept to prevent or detect crime adds 7.
   r.classification.special_category = false;
@@ -170,7 +170,7 @@ void NicheBuilder::BuildItem(const Item& item) {
       }
       nlohmann::json log = nlohmann::json::array();
       for (size_t i = 0; i < item.log.size(); ++i) {
-        const LogEntry& e = item.log[i];
+        LogEntry& e = item.log[i];
         std::optional<std::string> at;
         if (required(e.at, "when the log entry was made")) {
           at = DateOrTimestamp(e.at.text);
@@ -178,8 +178,12 @@ void NicheBuilder::BuildItem(const Item& item) {
             problem(e.at, "not a date or a timestamp with a zone: \"" + Excerpt(e.at.text) + "\"");
         }
         required(e.text, "the log entry's text");
-        if (at) log.push_back({{"at", *at}, {"text", e.text.text}});
-        fields.emplace_back("/body/enquiry_log/" + std::to_string(i) + "/text", e.text.where);
+        if (at) {
+          nlohmann::json entry = nlohmann::json::object();
+          Put(entry, "at", std::move(*at));
+          Put(entry, "text", std::move(e.text.text));
+          log.push_back(std::move(entry));
+        }
       }
       std::optional<std::string> postcode;
       if (item.location_postcode.present()) {
@@ -189,16 +193,13 @@ void NicheBuilder::BuildItem(const Item& item) {
                   "not a UK postcode: \"" + Excerpt(item.location_postcode.text) + "\"");
         }
       }
-      r.body = {{"occurrence_type", item.occurrence_type.text},
-                {"occurred_at", occurred.value_or("")},
-                {"summary", item.summary.text}};
-      if (!log.empty()) r.body["enquiry_log"] = std::move(log);
-      if (item.outcome.present()) r.body["outcome"] = item.outcome.text;
-      if (postcode) r.body["location_postcode"] = *postcode;
-      fields.emplace_back("/body/occurrence_type", item.occurrence_type.where);
-      fields.emplace_back("/body/summary", item.summary.where);
-      fields.emplace_back("/body/outcome", item.outcome.where);
-      fields.emplace_back("/body/enquiry_log", item.log_where.where);
+      // In key order (see Put).
+      if (!log.empty()) Put(r.body, "enquiry_log", std::move(log));
+      if (postcode) Put(r.body, "location_postcode", std::move(*postcode));
+      Put(r.body, "occurred_at", occurred.value_or(""));
+      Put(r.body, "occurrence_type", std::move(item.occurrence_type.text));
+      if (item.outcome.present()) Put(r.body, "outcome", std::move(item.outcome.text));
+      Put(r.body, "summary", std::move(item.summary.text));
       break;
     }
     case ItemType::kWarningMarker: {
@@ -260,9 +261,8 @@ void NicheBuilder::BuildItem(const Item& item) {
       f.end = end;
       f.review_by = review;
       f.owner_agency = context_.agency;
-      if (item.note.present()) f.note = item.note.text;
-      r.body = FlagBody(f);
-      fields.emplace_back("/body/note", item.note.where);
+      if (item.note.present()) f.note = std::move(item.note.text);
+      r.body = FlagBody(std::move(f));
       break;
     }
     case ItemType::kIntelligence: {
@@ -289,12 +289,11 @@ void NicheBuilder::BuildItem(const Item& item) {
       // Handling code C (sharing only under conditions) becomes the record's handling, which
       // policy restricts.
       r.classification.handling = handling == "C" ? "C" : "P";
-      r.body = {{"occurrence_type", "intelligence report"},
-                {"occurred_at", recorded_at},
-                {"summary", "Graded " + source + info + handling + " (source " + source +
-                                ", information " + info + ", handling " + handling + ").\n" +
-                                item.text.text}};
-      fields.emplace_back("/body/summary", item.text.where);
+      Put(r.body, "occurrence_type", "intelligence report");
+      Put(r.body, "occurred_at", recorded_at);
+      Put(r.body, "summary",
+          "Graded " + source + info + handling + " (source " + source + ", information " + info +
+              ", handling " + handling + ").\n" + item.text.text);
       break;
     }
   }
@@ -308,15 +307,38 @@ void NicheBuilder::BuildItem(const Item& item) {
   if (nominal->forenames.present()) r.subject.given_name = nominal->forenames.text;
   if (nominal->dob.present()) r.subject.birth_date = nominal->dob.text;
   if (nominal->postcode.present()) r.subject.postcode = nominal->postcode.text;
-  fields.emplace_back("/subject/family_name", nominal->surname.where);
-  fields.emplace_back("/subject/given_name", nominal->forenames.where);
 
   r.source.agency = context_.agency;
   r.source.system = "niche";
-  r.source.record_id = item.id.text;
+  r.source.record_id = std::move(item.id.text);
   r.source.version = version;
   r.source.recorded_at = recorded_at;
-  out_.Add(std::move(r), item.where, fields);
+  // Where each record field came from, for a problem CheckRecord finds in a value the checks
+  // above let through. Only made for such a record.
+  out_.AddLazy(std::move(r), item.where, [&] {
+    BatchBuilder::FieldPositions fields;
+    switch (item.type) {
+      case ItemType::kOccurrence:
+        for (size_t i = 0; i < item.log.size(); ++i) {
+          fields.emplace_back("/body/enquiry_log/" + std::to_string(i) + "/text",
+                              item.log[i].text.where);
+        }
+        fields.emplace_back("/body/occurrence_type", item.occurrence_type.where);
+        fields.emplace_back("/body/summary", item.summary.where);
+        fields.emplace_back("/body/outcome", item.outcome.where);
+        fields.emplace_back("/body/enquiry_log", item.log_where.where);
+        break;
+      case ItemType::kWarningMarker:
+        fields.emplace_back("/body/note", item.note.where);
+        break;
+      case ItemType::kIntelligence:
+        fields.emplace_back("/body/summary", item.text.where);
+        break;
+    }
+    fields.emplace_back("/subject/family_name", nominal->surname.where);
+    fields.emplace_back("/subject/given_name", nominal->forenames.where);
+    return fields;
+  });
 }
 
 }  // namespace safegate::adapters::niche

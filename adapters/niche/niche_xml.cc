@@ -1,6 +1,8 @@
 #include "adapters/niche/niche_xml.h"
 
 #include <algorithm>
+#include <array>
+#include <cstddef>
 #include <initializer_list>
 
 #include "adapters/common/batch.h"
@@ -40,37 +42,43 @@ void CheckShape(const XmlNode& unit, std::initializer_list<std::string_view> att
   if (!unit.text.empty()) {
     out.Problem(unit.path, "stray text \"" + Excerpt(unit.text) + "\" between elements");
   }
-  std::vector<std::string_view> seen;
+  // The known names seen so far, each once: at most the names listed (8 for a warning
+  // marker), so a small array is enough.
+  std::array<std::string_view, 16> seen;
+  size_t seen_count = 0;
   for (const XmlNode& c : unit.children) {
     const bool leaf = Contains(leaves, c.name);
     if (!leaf && !Contains(structured, c.name)) {
       out.Problem(c.path, "unknown element <" + c.name + ">");
       continue;
     }
-    if (std::find(seen.begin(), seen.end(), c.name) != seen.end()) {
+    const auto seen_end = seen.begin() + static_cast<ptrdiff_t>(seen_count);
+    if (std::find(seen.begin(), seen_end, c.name) != seen_end) {
       out.Problem(c.path, "<" + c.name + "> may appear only once");
       continue;
     }
-    seen.push_back(c.name);
+    if (seen_count < seen.size()) seen[seen_count++] = c.name;
     if (leaf && !c.children.empty()) out.Problem(c.path, "<" + c.name + "> holds text only");
   }
 }
 
-Value Leaf(const XmlNode& unit, std::string_view name) {
-  if (const XmlNode* c = unit.Child(name)) return {c->text, c->path};
+// Leaf() and Attr() take the text and path out of the unit: each is read once, after the
+// unit's shape was checked.
+Value Leaf(XmlNode& unit, std::string_view name) {
+  if (XmlNode* c = unit.Child(name)) return {std::move(c->text), std::move(c->path)};
   return {"", unit.path + "/" + std::string(name)};
 }
 
-Value Attr(const XmlNode& node, std::string_view name) {
-  const std::string* v = node.Attribute(name);
-  return {v != nullptr ? *v : "", node.AttributePath(name)};
+Value Attr(XmlNode& node, std::string_view name) {
+  std::string* v = node.Attribute(name);
+  return {v != nullptr ? std::move(*v) : "", node.AttributePath(name)};
 }
 
 class Handler : public XmlUnitHandler {
  public:
   Handler(niche::NicheBuilder& niche, BatchBuilder& out) : niche_(niche), out_(out) {}
 
-  void OnUnit(std::string_view unit_path, const XmlNode& unit) override {
+  void OnUnit(std::string_view unit_path, XmlNode& unit) override {
     if (unit_path.ends_with("/Nominal")) {
       CheckShape(
           unit, {"id"},
@@ -89,7 +97,7 @@ class Handler : public XmlUnitHandler {
       niche_.AddNominal(std::move(n), /*repeat_ok=*/false);
       return;
     }
-    niche::Item item;
+    niche::Item& item = niche_.NewItem();
     item.where = unit.path;
     item.id = Attr(unit, "id");
     item.version = Attr(unit, "version");
@@ -105,12 +113,12 @@ class Handler : public XmlUnitHandler {
       item.location_postcode = Leaf(unit, "LocationPostcode");
       item.summary = Leaf(unit, "Summary");
       item.outcome = Leaf(unit, "Outcome");
-      if (const XmlNode* log = unit.Child("EnquiryLog")) {
+      if (XmlNode* log = unit.Child("EnquiryLog")) {
         item.log_where = {"", log->path};
         if (!log->text.empty()) {
           out_.Problem(log->path, "stray text \"" + Excerpt(log->text) + "\" between entries");
         }
-        for (const XmlNode& e : log->children) {
+        for (XmlNode& e : log->children) {
           if (e.name != "Entry") {
             out_.Problem(e.path, "unknown element <" + e.name + "> (expected <Entry>)");
             continue;
@@ -119,7 +127,8 @@ class Handler : public XmlUnitHandler {
             if (name != "at") out_.Problem(e.AttributePath(name), "unknown attribute");
           }
           if (!e.children.empty()) out_.Problem(e.path, "<Entry> holds text only");
-          item.log.push_back({Attr(e, "at"), {e.text, e.path}});
+          Value at = Attr(e, "at");
+          item.log.push_back({std::move(at), {std::move(e.text), std::move(e.path)}});
         }
       }
     } else if (unit_path.ends_with("/WarningMarker")) {
@@ -138,7 +147,7 @@ class Handler : public XmlUnitHandler {
       CheckShape(unit, {"id", "version", "nominal"}, {"Recorded", "Text", "Grading"}, {}, out_);
       item.type = niche::ItemType::kIntelligence;
       item.text = Leaf(unit, "Text");
-      if (const XmlNode* g = unit.Child("Grading")) {
+      if (XmlNode* g = unit.Child("Grading")) {
         CheckShape(*g, {"source", "information", "handling"}, {}, {}, out_);
         item.source_grade = Attr(*g, "source");
         item.information_grade = Attr(*g, "information");
@@ -150,7 +159,6 @@ class Handler : public XmlUnitHandler {
         item.handling = {"", at + "/@handling"};
       }
     }
-    niche_.AddItem(std::move(item));
   }
 
   void OnUnexpected(const std::string& path, int) override {
