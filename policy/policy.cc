@@ -275,6 +275,32 @@ const RuleSummary* Policy::FindRule(std::string_view id) const {
 int Policy::RetentionDays(record::Kind kind) const {
   return data_->retention[static_cast<size_t>(kind)];
 }
+const std::string& Policy::text() const { return data_->text; }
+
+namespace {
+const CompiledRule* FindCompiled(const Policy::Data& d, std::string_view id) {
+  for (const CompiledRule& r : d.rules) {
+    if (r.id == id) return &r;
+  }
+  return nullptr;
+}
+}  // namespace
+
+std::string Policy::ExplainReason(std::string_view code) const {
+  std::string_view id = code;
+  const bool otherwise = code.substr(0, kOtherwisePermittedBy.size()) == kOtherwisePermittedBy;
+  if (otherwise) id.remove_prefix(kOtherwisePermittedBy.size());
+  const CompiledRule* r = FindCompiled(*data_, id);
+  if (r == nullptr) return std::string(code);
+  return otherwise ? std::string(kOtherwisePermittedBy) + r->reason_text : r->reason_text;
+}
+
+std::optional<std::string> Policy::LawfulBasisOf(std::string_view rule_id, bool special_category,
+                                                 bool criminal_offence) const {
+  const CompiledRule* r = FindCompiled(*data_, rule_id);
+  if (r == nullptr || r->deny) return std::nullopt;
+  return r->basis_text[(special_category ? 2 : 0) + (criminal_offence ? 1 : 0)];
+}
 
 Decision Policy::Decide(const DecisionInput& in) const {
   const Data& d = *data_;
@@ -316,6 +342,7 @@ Decision Policy::Decide(const DecisionInput& in) const {
     if (r.deny) {
       denied = true;
       out.reasons.push_back(r.reason_text);
+      out.reason_codes.push_back(r.id);
     } else if (governing == nullptr || r.specificity > governing->specificity) {
       governing = &r;
     }
@@ -327,6 +354,7 @@ Decision Policy::Decide(const DecisionInput& in) const {
     out.reasons.push_back(std::string(kBuiltinSched12a) +
                           ": records carrying Schedule 12A marks (LGA 1972) never leave as rows "
                           "for statistics; committees receive suppressed aggregates only");
+    out.reason_codes.push_back(out.reasons.back());
   }
   if (denied) return out;
 
@@ -342,6 +370,7 @@ Decision Policy::Decide(const DecisionInput& in) const {
     why += " for ";
     why += PurposeName(in.purpose);
     out.reasons.push_back(std::move(why));
+    out.reason_codes.push_back(out.reasons.back());
     return out;
   }
 
@@ -358,6 +387,7 @@ Decision Policy::Decide(const DecisionInput& in) const {
     out.reasons.push_back(std::string(kBuiltinArt9) +
                           ": the record is special category data (UK GDPR Art 9) and rule " + g.id +
                           " names no Art 9 condition");
+    out.reason_codes.push_back(out.reasons.back());
   }
   if (c.criminal_offence && g.criminal_condition.empty()) {
     r1_denied = true;
@@ -365,9 +395,11 @@ Decision Policy::Decide(const DecisionInput& in) const {
     out.reasons.push_back(std::string(kBuiltinArt10) +
                           ": the record is criminal offence data (UK GDPR Art 10) and rule " +
                           g.id + " names no DPA 2018 Schedule 1 condition");
+    out.reason_codes.push_back(out.reasons.back());
   }
   if (r1_denied) {
     out.reasons.push_back("otherwise permitted by " + g.reason_text);
+    out.reason_codes.push_back(std::string(kOtherwisePermittedBy) + g.id);
     return out;
   }
 
@@ -394,17 +426,22 @@ Decision Policy::Decide(const DecisionInput& in) const {
     if (!blocked.empty()) {
       out.rules_fired.emplace_back(kBuiltinConsent);
       out.reasons.push_back(std::string(kBuiltinConsent) + ": " + state + blocked);
+      out.reason_codes.push_back(out.reasons.back());
       out.reasons.push_back("otherwise permitted by " + g.reason_text);
+      out.reason_codes.push_back(std::string(kOtherwisePermittedBy) + g.id);
       return out;
     }
     out.override_used = true;
     out.rules_fired.emplace_back(kBuiltinOverride);
     out.reasons.push_back(g.reason_text);
+    out.reason_codes.push_back(g.id);
     out.reasons.push_back(std::string(kBuiltinOverride) + ": " + state +
                           "; the safeguarding override was recorded with its basis, reason "
                           "and authoriser (DPA 2018 Sch 1 para 18)");
+    out.reason_codes.push_back(out.reasons.back());
   } else {
     out.reasons.push_back(g.reason_text);
+    out.reason_codes.push_back(g.id);
   }
 
   out.effect = g.has_allow_list ? Effect::kRedact : Effect::kPermit;

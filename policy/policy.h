@@ -137,6 +137,12 @@ struct Decision {
   std::string governing_rule;                  // the permit rule whose terms apply; may be empty
   std::vector<std::string> rules_fired;   // every rule that matched, in policy order, then builtins
   std::vector<std::string> reasons;       // for a person
+  // The same reasons as codes, one per reason, for the audit entry (which cites the policy
+  // version, so the policy's own text need not be repeated in every entry): a rule's reason
+  // is its rule id; "otherwise permitted by <rule id>" for the governing rule of a blocked
+  // permit; a builtin guard's sentence as it stands (it is built from enum names, and says
+  // what no rule text does). Policy::ExplainReason turns a code back into its sentence.
+  std::vector<std::string> reason_codes;
   std::vector<std::string> allow_fields;  // JSON pointers; set only when effect is redact
   int retention_days = 0;                 // how long the recipient's copy is kept (0 on deny)
   std::string policy_version;             // hex SHA-256 of the policy file's bytes
@@ -170,6 +176,16 @@ class Policy {
   const RuleSummary* FindRule(std::string_view id) const;
   // Retention for a kind when the governing rule does not set its own.
   int RetentionDays(record::Kind kind) const;
+  // The file's bytes, as loaded (their SHA-256 is version()).
+  const std::string& text() const;
+  // The sentence for a reason code of Decision::reason_codes: "<id>: <reason>" for a rule id,
+  // "otherwise permitted by <id>: <reason>" for that form; any other code as it stands.
+  std::string ExplainReason(std::string_view code) const;
+  // The lawful basis a permit under rule `rule_id` gave a record that is (or is not) special
+  // category and criminal offence data: Decision::lawful_basis as the decision composed it.
+  // nullopt when the policy has no permit rule of that id.
+  std::optional<std::string> LawfulBasisOf(std::string_view rule_id, bool special_category,
+                                           bool criminal_offence) const;
 
   struct Data;  // the compiled form; defined in policy_internal.h
 

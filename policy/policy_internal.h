@@ -42,6 +42,8 @@ inline constexpr std::string_view kBuiltinArt9 = "builtin.R1-special-category-co
 inline constexpr std::string_view kBuiltinArt10 = "builtin.R1-criminal-offence-condition";
 inline constexpr std::string_view kBuiltinOverride = "builtin.R2-safeguarding-override";
 inline constexpr std::string_view kBuiltinConsent = "builtin.R3-consent";
+// How a reason code names the governing rule of a permit that a guard blocked.
+inline constexpr std::string_view kOtherwisePermittedBy = "otherwise permitted by ";
 inline constexpr std::string_view kBuiltinSched12a = "builtin.R6-schedule12a-statistics";
 
 struct StringHash {
@@ -88,6 +90,7 @@ struct CompiledRule {
 };
 
 struct Policy::Data {
+  std::string text;  // the file's bytes
   std::string name;
   std::string description;
   std::string source_name;

@@ -1053,6 +1053,7 @@ std::unique_ptr<Policy::Data> Loader::Compile(std::string_view text) {
   data->description = description_;
   data->source_name = name_;
   data->version = Sha256Hex(text);
+  data->text = std::string(text);
   data->retention = retention_;
   auto intern = [](NameTable& table, const std::vector<std::string>& names) {
     std::vector<int32_t> ids;

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "daemon/core/ingest_story.h"
@@ -278,14 +279,23 @@ TEST(DropFolderCrashTest, KillNineMidIngestNeitherLosesNorDuplicates) {
     if (!w.ok()) ::_exit(3);
     for (;;) ::pause();
   }
-  // Kill it once the write transaction has begun to reach the disk (or it is all done).
+  // Kill it once the ingest's write transaction has begun to reach the disk (or it is all
+  // done): 256 KiB of WAL beyond what the gateway's start wrote. The schema's migrations
+  // alone can write that much before the store key exists, and a kill there is not the
+  // crash this test is about, so the WAL is measured from when the key file is complete.
   const fs::path wal = fs::path(data.path()) / "safegate.db-wal";
+  const fs::path key_file = fs::path(data.path()) / "store.key";
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
   bool started = false;
+  std::optional<uintmax_t> wal_at_start;
   while (std::chrono::steady_clock::now() < deadline) {
-    std::error_code ec;
+    std::error_code ec, key_ec;
     const auto size = fs::file_size(wal, ec);
-    if ((!ec && size > 256 * 1024) || fs::exists(dir / "done" / "big.xml")) {
+    if (!wal_at_start && !ec && fs::file_size(key_file, key_ec) == 32 && !key_ec) {
+      wal_at_start = size;
+    }
+    if ((!ec && wal_at_start && size > *wal_at_start + 256 * 1024) ||
+        fs::exists(dir / "done" / "big.xml")) {
       started = true;
       break;
     }

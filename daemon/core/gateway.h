@@ -115,6 +115,11 @@ struct AuditEntry {
   std::string details_hash;  // hex SHA-256 of the sealed details; "" when there are none
   bool erased = false;       // the details' key was destroyed (subject_erased)
   std::string hash;       // lower-case hex chain hash after this entry
+  // Not part of the entry: what a reader is shown besides it. For a delivery decided by the
+  // sharing policy, {"reasons": [sentences], "lawful_basis": text|null}: the entry's reason
+  // codes and lawful-basis citation resolved against the policy text of the version it cites
+  // (docs/audit-log.md, "Delivery entries"). Null when there is nothing to resolve.
+  nlohmann::json explained;
 };
 
 struct AuditPage {
@@ -275,7 +280,7 @@ struct PolicyReloadReport {
 // What the decision step of a push decided for one recipient.
 struct DeliveryDecision {
   std::string decision;              // "permit" | "redact" | "deny"
-  std::vector<std::string> reasons;  // rule names and lawful basis, for people and the audit
+  std::vector<std::string> reasons;  // rule names and lawful basis, for people (the answer)
   // For "redact" only: the record as this recipient may see it (canonical record JSON with
   // fields removed). It is sealed and stored with the recipient's message.
   std::optional<nlohmann::json> redacted_record;
@@ -288,6 +293,10 @@ struct DeliveryDecision {
   // whole push is refused (403) with this reason.
   std::string override_refused{};  // (initialised: brace-built decisions may leave it out)
   int retention_days = 0;  // how long this recipient's copy is kept (R9); 0: no period
+  // The reasons as the delivery's audit entry records them: short codes (rule ids) that the
+  // entry's policy_version resolves to the sentences. Empty: the entry records `reasons`.
+  std::vector<std::string> audit_reasons{};
+  std::string lawful_basis{};  // as the policy composed it; empty on deny and without a policy
 };
 
 // ---- Out-of-area transfers (docs/transfers.md) --------------------------------------------
@@ -353,6 +362,9 @@ struct DecisionContext {
   // The policy the whole push is decided with (DeliveryPolicy::Snapshot()), so that a reload
   // during a push never mixes two policies. Null for policies without one.
   std::shared_ptr<const policy::Policy> policy;
+  // The record as canonical record JSON (record::ToJson), made once per push when a policy
+  // may redact it; null: made when needed.
+  std::shared_ptr<const nlohmann::json> record_json;
 };
 
 // The decision step of a push, one recipient at a time: the seam where the policy engine

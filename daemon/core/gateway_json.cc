@@ -80,6 +80,7 @@ json AuditPage::ToJson() const {
                  {"details_hash", e.details_hash},
                  {"hash", e.hash}};
     if (!e.text.empty()) item["text"] = e.text;
+    if (!e.explained.is_null()) item["explained"] = e.explained;
     list.push_back(std::move(item));
   }
   return {{"entries", std::move(list)}, {"next", NullIfEmpty(next)}};

@@ -155,6 +155,7 @@ DeliveryDecision PolicyDeliveryPolicy::DecideInContext(const Caller& caller,
     out.decision = "deny";
     out.reasons = {"the purpose is not one the sharing policy knows",
                    "policy version: " + current->version()};
+    out.audit_reasons = {"the purpose is not one the sharing policy knows"};
     out.audit_detail = {{"policy_version", current->version()}};
     return out;
   }
@@ -175,29 +176,38 @@ DeliveryDecision PolicyDeliveryPolicy::DecideInContext(const Caller& caller,
 
   const policy::Decision d = current->Decide(in);
   out.decision = std::string(policy::EffectName(d.effect));
+  // The answer to the pushing agency spells everything out; the audit entry cites it
+  // (below), and the entry's policy_version turns the citations back into the text.
   out.reasons = d.reasons;
   out.reasons.push_back("rules fired: " + Join(d.rules_fired, ", "));
   if (!d.lawful_basis.empty()) out.reasons.push_back("lawful basis: " + d.lawful_basis);
   out.reasons.push_back("policy version: " + d.policy_version);
+  out.audit_reasons = d.reason_codes;
+  out.lawful_basis = d.lawful_basis;
   out.override_used = d.override_used;
   out.retention_days = d.retention_days;
 
-  // The audit entry's detail: what was decided and why, never the record's values (R5, R7).
+  // The audit entry's detail: what was decided and on what facts, never the record's values
+  // (R5, R7). The policy's own text (rule reasons, lawful basis, consent and override terms)
+  // is not repeated: policy_version names the file, governing_rule the rule whose terms
+  // applied, and basis which of its conditions the lawful basis took (docs/audit-log.md).
   json detail = {{"policy_version", d.policy_version},
                  {"rules_fired", d.rules_fired},
                  {"consent", policy::ConsentStateName(d.consent)},
                  {"age_band", policy::AgeBandName(d.age_band)}};
-  if (!d.governing_rule.empty()) {
-    detail["governing_rule"] = d.governing_rule;
-    detail["consent_required"] = d.consent_required;
-    detail["override_allowed"] = d.override_allowed;
+  if (!d.governing_rule.empty()) detail["governing_rule"] = d.governing_rule;
+  if (!d.lawful_basis.empty()) {
+    json basis = json::array({"art6"});
+    if (request.record.classification.special_category) basis.push_back("art9");
+    if (request.record.classification.criminal_offence) basis.push_back("art10");
+    detail["basis"] = std::move(basis);
   }
-  if (!d.lawful_basis.empty()) detail["lawful_basis"] = d.lawful_basis;
   if (d.override_used) detail["override_used"] = true;
   if (d.retention_days > 0) detail["retention_days"] = d.retention_days;
   if (d.effect == policy::Effect::kRedact) {
-    policy::Redaction redaction = policy::Redact(record::ToJson(request.record), d);
-    detail["withheld"] = redaction.withheld;
+    policy::Redaction redaction = policy::Redact(
+        context.record_json ? *context.record_json : record::ToJson(request.record), d);
+    detail["withheld"] = std::move(redaction.withheld);
     out.redacted_record = std::move(redaction.record);
   }
   out.audit_detail = std::move(detail);

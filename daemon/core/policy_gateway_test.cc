@@ -157,9 +157,27 @@ TEST_F(PolicyGatewayTest, PermitCarriesRulesBasisAndVersion) {
   EXPECT_EQ(e->detail["consent"], "none");
   EXPECT_EQ(e->detail["age_band"], "child");
   EXPECT_EQ(e->detail["retention_days"], 730);
-  EXPECT_THAT(e->detail["lawful_basis"].get<std::string>(), HasSubstr("6(1)(e)"));
   EXPECT_EQ(e->detail["policy_version"].get<std::string>().size(), 64u);
-  EXPECT_EQ(e->reasons, d.reasons);
+  EXPECT_THAT(reasons, HasSubstr("policy version: " + e->detail["policy_version"].get<std::string>()));
+  // The entry cites the policy rather than repeating its text: the rule id as the reason,
+  // and the governing rule's lawful basis with the conditions the record needed (it is
+  // criminal offence data, not special category data).
+  EXPECT_EQ(e->reasons, std::vector<std::string>({"R2-police-to-csc-child-protection"}));
+  EXPECT_EQ(e->detail["basis"], json({"art6", "art10"}));
+  EXPECT_FALSE(e->detail.contains("lawful_basis"));
+  EXPECT_FALSE(e->detail.contains("consent_required"));  // the rule's terms, in the policy
+  // The audit query resolves the citations against the stored text of that version: the
+  // same words the pushing agency was given.
+  ASSERT_TRUE(e->explained.is_object());
+  EXPECT_EQ(e->explained["policy_text"], "stored");
+  ASSERT_EQ(e->explained["reasons"].size(), 1u);
+  EXPECT_EQ(e->explained["reasons"][0], d.reasons[0]);
+  EXPECT_THAT(e->explained["reasons"][0].get<std::string>(),
+              HasSubstr("R2-police-to-csc-child-protection: police share"));
+  const std::string basis = e->explained["lawful_basis"].get<std::string>();
+  EXPECT_THAT(basis, HasSubstr("6(1)(e)"));
+  EXPECT_THAT(basis, HasSubstr("DPA 2018 Sch 1 para 18"));
+  EXPECT_THAT(d.reasons, ::testing::Contains("lawful basis: " + basis));
 }
 
 TEST_F(PolicyGatewayTest, RedactDeliversTheAllowListAndAuditsWithheldPointersOnly) {
@@ -211,8 +229,13 @@ TEST_F(PolicyGatewayTest, DenyStoresNoMessageAndAuditsTheReasons) {
   EXPECT_EQ(e->decision, "deny");
   EXPECT_EQ(e->detail["rules_fired"], json({"builtin.default-deny"}));
   EXPECT_FALSE(e->detail.contains("lawful_basis"));
+  EXPECT_FALSE(e->detail.contains("basis"));
+  // A builtin guard's reason is its own sentence (no rule text to cite).
   EXPECT_THAT(Join(e->reasons), HasSubstr("no rule permits sharing a flag record from police "
                                           "to health for s47_enquiry"));
+  ASSERT_TRUE(e->explained.is_object());
+  EXPECT_TRUE(e->explained["lawful_basis"].is_null());
+  EXPECT_EQ(e->explained["reasons"], json(e->reasons));
 }
 
 TEST_F(PolicyGatewayTest, HandlingCodeCGoesToPoliceOnly) {

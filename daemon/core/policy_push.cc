@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "daemon/core/policy_store.h"
+#include "daemon/core/policy_texts.h"
 #include "daemon/core/time_format.h"
 #include "record/record.h"
 
@@ -190,9 +191,18 @@ TypedJob<PolicyReloadReport> PreparePolicyReload(StoreContext& store,
                                  reloaded.status().detail()});
     }
   }
+  // The text of the version now in force, stored with the reload's entry (policy_texts.h):
+  // the delivery entries decided with it cite it by version.
+  std::shared_ptr<const policy::Policy> in_force = report.ok ? policy.Snapshot() : nullptr;
   TypedJob<PolicyReloadReport> job;
-  job.run = [&store, report](PolicyReloadReport& out) {
+  job.run = [&store, report, in_force](PolicyReloadReport& out) {
     out = report;
+    if (in_force) {
+      if (Status s = StorePolicyText(store.StoreDb(), *in_force, report.file, store.StoreNowMs());
+          !s.ok()) {
+        return s;
+      }
+    }
     AuditEntry e;
     e.at_ms = store.StoreNowMs();
     e.actor = kGatewayActor;

@@ -332,6 +332,19 @@ CREATE TABLE transfer_received(
 ) WITHOUT ROWID;
 )sql";
 
+// Version 6: the text of every sharing policy the gateway has decided with, once per version
+// (the hex SHA-256 of the text, which delivery audit entries cite instead of repeating the
+// policy's reasons and lawful bases; docs/audit-log.md, "Delivery entries"). The text is the
+// policy's own (rules, bases, agency ids), never a record's values.
+constexpr std::string_view kV6PolicyTexts = R"sql(
+CREATE TABLE policy_texts(
+  version      TEXT PRIMARY KEY,
+  file         TEXT NOT NULL,
+  text         TEXT NOT NULL,
+  stored_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
@@ -341,6 +354,7 @@ const std::vector<Migration>& Migrations() {
       {3, kV3Policy},
       {4, kV4Audit, kV4Precondition, kV4Refusal},
       {5, kV5Transfers},
+      {6, kV6PolicyTexts},
   };
   return kAll;
 }

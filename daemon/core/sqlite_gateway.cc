@@ -34,6 +34,7 @@
 #include "daemon/core/policy_store.h"   // consents, stats, retention, policy reload
 #include "daemon/core/store_context.h"
 #include "daemon/core/subjects.h"
+#include "daemon/core/policy_texts.h"
 #include "daemon/core/subject_report.h"  // the subject access report (its own file)
 #include "daemon/core/transfers.h"       // out-of-area transfers (their own file)
 #include "record/record.h"
@@ -119,7 +120,21 @@ struct PushPrepared {
   std::string content_hash;  // SHA-256 of the canonical push: the idempotency check
   std::string record_id;
   Result<core::SealedBytes> sealed_record = Status::Internal("not sealed");
+  // The record as JSON, for the policy's redactions on the writer (not made again there).
+  std::shared_ptr<const json> record_json;
+  // Decisions made before the push was queued (SqliteGateway::Predecide), for a subject with
+  // no consent statement: the writer takes them (moves them out; it is their only user once
+  // queued) when every input of the decision is still the same, and decides itself otherwise.
+  struct Predecided {
+    config::Agency recipient;  // as the registry gave it
+    DeliveryDecision decision;
+  };
+  mutable std::vector<Predecided> predecided;
+  std::shared_ptr<const policy::Policy> predecided_policy;  // null: nothing predecided
+  int64_t predecided_day = 0;                               // UTC day of the decisions' clock
 };
+
+int64_t UtcDay(int64_t ms) { return ms >= 0 ? ms / 86'400'000 : (ms - 86'399'999) / 86'400'000; }
 
 std::string PushContentHash(const PushRequest& req, const json& record_json) {
   std::vector<std::string> sorted_recipients = req.recipients;
@@ -133,11 +148,12 @@ std::string PushContentHash(const PushRequest& req, const json& record_json) {
 
 PushPrepared PreparePush(const PushRequest& req, const AtRestKey& key, int64_t now) {
   PushPrepared p;
-  const json record_json = record::ToJson(req.record);
-  p.content_hash = PushContentHash(req, record_json);
+  auto record_json = std::make_shared<const json>(record::ToJson(req.record));
+  p.content_hash = PushContentHash(req, *record_json);
   // Time-ordered ids keep the indexes on record and message ids appending (crypto.h).
   p.record_id = core::TimeOrderedId("rec_", now);
-  p.sealed_record = key.Seal(record::CanonicalJson(record_json), p.record_id);
+  p.sealed_record = key.Seal(record::CanonicalJson(*record_json), p.record_id);
+  p.record_json = std::move(record_json);
   return p;
 }
 
@@ -238,6 +254,18 @@ class SqliteGateway final : public Gateway, private core::StoreContext {
       }
     }
     if (Status s = subjects_.Load(*db_, *key_); !s.ok()) return s;
+    // The text of the policy in force, stored before any push cites it (policy_texts.h).
+    if (auto in_force = policy_->Snapshot()) {
+      Status s = db_->Exec("BEGIN IMMEDIATE");
+      if (s.ok()) s = core::StorePolicyText(*db_, *in_force, policy_->PolicyFile(), clock_->NowMs());
+      if (s.ok()) s = db_->Exec("COMMIT");
+      if (!s.ok()) {
+        db_->ResetAll();
+        (void)db_->Exec("ROLLBACK");
+        return Status::Internal("store: could not store the sharing policy's text: " + s.detail());
+      }
+      policy_text_version_ = in_force->version();
+    }
     auto transfers = core::TransferStore::Open(*this, *policy_, transfer_options_);
     if (!transfers.ok()) return transfers.status();
     transfers_ = std::move(*transfers);
@@ -260,8 +288,9 @@ class SqliteGateway final : public Gateway, private core::StoreContext {
   void Push(const Caller& caller, PushRequest request, Callback<PushOutcome> done) override {
     auto req = std::make_shared<const PushRequest>(std::move(request));
     const std::string subject = record::PrimaryRef(req->record.subject);
-    auto prepared =
-        std::make_shared<const PushPrepared>(PreparePush(*req, *key_, clock_->NowMs()));
+    auto ready = std::make_shared<PushPrepared>(PreparePush(*req, *key_, clock_->NowMs()));
+    Predecide(caller, *req, *ready);
+    std::shared_ptr<const PushPrepared> prepared = std::move(ready);
     Submit<PushOutcome>([this, caller, req, prepared](
                             PushOutcome& out) { return DoPush(caller, *req, out, prepared.get()); },
                         [this, caller, req, subject](const Status& refusal) {
@@ -273,6 +302,30 @@ class SqliteGateway final : public Gateway, private core::StoreContext {
                           return Append(e);
                         },
                         std::move(done));
+  }
+
+  // On the calling (network) thread, before the push is queued: the policy's decision for each
+  // recipient as if the subject had no consent statement (the usual case), redaction included,
+  // so that the writer, which every store operation waits for, only looks the consent state up
+  // and checks that the decisions still hold (DoPush). Decide is pure: the same policy,
+  // caller, request, recipient, consent state and day give the same decision.
+  void Predecide(const Caller& caller, const PushRequest& req, PushPrepared& p) {
+    if (!policy_->UsesConsent()) return;  // the placeholder: nothing worth moving
+    auto snapshot = policy_->Snapshot();
+    const auto registry = Registry();
+    if (!snapshot || !registry || !policy_->CheckPush(req).ok()) return;
+    DecisionContext context;
+    context.now_ms = clock_->NowMs();
+    context.policy = snapshot;
+    context.consent = "none";
+    context.record_json = p.record_json;
+    for (const std::string& id : req.recipients) {
+      const config::Agency* agency = registry->Find(id);
+      if (agency == nullptr) return;  // refused on the writer; nothing to reuse
+      p.predecided.push_back({*agency, policy_->DecideInContext(caller, req, *agency, context)});
+    }
+    p.predecided_policy = std::move(snapshot);
+    p.predecided_day = UtcDay(context.now_ms);
   }
 
   void ReadMailbox(const Caller& caller, int limit, std::string after,
@@ -622,6 +675,8 @@ class SqliteGateway final : public Gateway, private core::StoreContext {
   std::unique_ptr<Db> reader_;
   int64_t stats_generation_ = -1;
   std::map<std::string, int64_t> depth_cache_;
+  // The policy version whose text the store last wrote to policy_texts (writer thread only).
+  std::string policy_text_version_;
   std::map<std::string, int64_t> oldest_cache_;  // delivered_at_ms of the oldest open message
 };
 
@@ -721,6 +776,15 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
   if (Status st = core::PrepareDecisionContext(*this, *policy_, req, now, context); !st.ok()) {
     return st;
   }
+  context.record_json = prepared->record_json;
+  // The text of the policy version the entries will cite, stored once (policy_texts.h).
+  if (context.policy && context.policy->version() != policy_text_version_) {
+    if (Status st = core::StorePolicyText(*db_, *context.policy, policy_->PolicyFile(), now);
+        !st.ok()) {
+      return st;
+    }
+    policy_text_version_ = context.policy->version();
+  }
 
   // Decide, per recipient.
   out = PushOutcome{};
@@ -732,8 +796,23 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
     DeliveryDecision decision;
   };
   std::vector<Planned> planned;
-  for (const config::Agency* agency : recipients) {
-    DeliveryDecision d = policy_->DecideInContext(caller, req, *agency, context);
+  // The decisions made before the push was queued hold if nothing they depend on changed.
+  const bool predecided = prepared->predecided_policy &&
+                          prepared->predecided_policy == context.policy &&
+                          context.consent == "none" &&
+                          prepared->predecided_day == UtcDay(context.now_ms) &&
+                          prepared->predecided.size() == recipients.size();
+  for (size_t r = 0; r < recipients.size(); ++r) {
+    const config::Agency* agency = recipients[r];
+    DeliveryDecision d;
+    auto& ahead = prepared->predecided;
+    if (predecided && !ahead[r].decision.decision.empty() && ahead[r].recipient.id == agency->id &&
+        ahead[r].recipient.role == agency->role && ahead[r].recipient.area == agency->area) {
+      d = std::move(ahead[r].decision);
+      ahead[r].decision = DeliveryDecision{};  // taken: a job run again decides for itself
+    } else {
+      d = policy_->DecideInContext(caller, req, *agency, context);
+    }
     if (!d.override_refused.empty()) {  // R2: an override the rule does not allow: 403
       return Status(ErrorCode::kForbidden, d.override_refused,
                     {{"/override", d.override_refused}});
@@ -805,7 +884,10 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
     if (!ins.ok()) return ins.status();
     Stmt& s = **ins;
     s.Bind(1, del.message_id).Bind(2, del.recipient).Bind(3, caller.agency).Bind(4, out.record_id);
-    s.Bind(5, req.purpose).Bind(6, del.decision).Bind(7, json(del.reasons).dump());
+    // The reasons as the audit entry records them (codes the policy version resolves).
+    const DeliveryDecision& d = planned[i].decision;
+    s.Bind(5, req.purpose).Bind(6, del.decision);
+    s.Bind(7, record::CanonicalJson(d.audit_reasons.empty() ? d.reasons : d.audit_reasons));
     if (view_ciphertext.empty()) {
       s.BindNull(8).BindNull(9);
     } else {
@@ -840,7 +922,8 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
     e.message_id = del.message_id;
     e.purpose = req.purpose;
     e.decision = del.decision;
-    e.reasons = del.reasons;
+    const DeliveryDecision& d = planned[i].decision;
+    e.reasons = d.audit_reasons.empty() ? del.reasons : d.audit_reasons;  // codes, if any
     e.detail = {{"recipient", del.recipient}};
     if (!del.message_id.empty()) e.detail["deadline"] = core::FormatTimeMs(deadline);
     core::MergeAuditDetail(e.detail, planned[i].decision);  // rules, basis, withheld fields
@@ -1092,6 +1175,7 @@ Status SqliteGateway::DoQueryAudit(const Caller& caller, const AuditFilter& filt
     key_id = *found;
   }
   core::SubjectKeys::Cache cache;
+  core::PolicyExplainer explainer(*db_, policy_->Snapshot());
   if (subject.empty() || key_id) {
     std::string sql =
         "SELECT seq, entry, hash, at_ms, actor, action, record_id, message_id, purpose, "
@@ -1142,6 +1226,7 @@ Status SqliteGateway::DoQueryAudit(const Caller& caller, const AuditFilter& filt
         e.detail = {{"unreadable", "the stored entry bytes do not parse; run audit verify"}};
       }
       e.hash = core::Hex(s.Blob(2));
+      explainer.Explain(e);  // a delivery's reasons and lawful basis, in words
       out.entries.push_back(std::move(e));
     }
     if (more) out.next = std::to_string(out.entries.back().seq);

@@ -596,7 +596,7 @@ Status TransferStore::RunPropose(const Caller& caller, const json& body, json& o
       tr.recipient = role;
       const json& detail = d.audit_detail;
       tr.decision.effect = d.decision == "redact" ? "redact" : "permit";
-      tr.decision.lawful_basis = DetailText(detail, "lawful_basis");
+      tr.decision.lawful_basis = d.lawful_basis;
       if (tr.decision.lawful_basis.empty()) {
         tr.decision.lawful_basis = "not stated: no sharing policy is configured (placeholder)";
       }
