@@ -608,6 +608,124 @@ void ReadTransfers(const Reader& reader, const toml::table& root, Config& config
   }
 }
 
+// RFC 5424 header fields (APP-NAME, HOSTNAME) are 1*N PRINTUSASCII: bytes 33..126.
+bool IsPrintUsAscii(std::string_view s, size_t max) {
+  return !s.empty() && s.size() <= max && std::all_of(s.begin(), s.end(), [](char c) {
+    return c >= 33 && c <= 126;
+  });
+}
+
+// [audit.forward]: the syslog collector the audit log is forwarded to (docs/audit-log.md,
+// "Forwarding").
+void ReadAuditForward(const Reader& reader, const toml::table& audit, const fs::path& base_dir,
+                      Config& config) {
+  const toml::table* table = reader.Table(audit, "audit", "forward");
+  if (table == nullptr) return;
+  const std::string prefix = "audit.forward";
+  reader.CheckKeys(*table, prefix,
+                   {"address", "ca", "cert", "key", "server_name", "app_name", "hostname",
+                    "retry_initial", "retry_max", "poll_interval", "timeout"});
+  Config::Audit::Forward f;
+  int64_t line = 0;
+  f.address = reader.RequiredString(*table, prefix, "address", &line);
+  {
+    const std::string& a = f.address;
+    auto bad = [&](const std::string& why) {
+      reader.Fail(line, prefix + ".address",
+                  "\"" + a + "\" " + why + ": write host:port, e.g. \"logs.example.org:6514\"");
+    };
+    std::string port;
+    if (!a.empty() && a.front() == '[') {
+      const size_t close = a.find(']');
+      if (close == std::string::npos) bad("has an unclosed IPv6 address");
+      f.host = a.substr(1, close - 1);
+      if (close + 1 >= a.size() || a[close + 1] != ':') bad("has no port");
+      port = a.substr(close + 2);
+    } else {
+      const size_t colon = a.rfind(':');
+      if (colon == std::string::npos) bad("has no port");
+      f.host = a.substr(0, colon);
+      if (f.host.find(':') != std::string::npos) bad("has an IPv6 address without [ ]");
+      port = a.substr(colon + 1);
+    }
+    if (f.host.empty()) bad("has no host");
+    if (!std::all_of(f.host.begin(), f.host.end(), [](char c) { return c > 32 && c < 127; })) {
+      bad("has a host with spaces or control characters");
+    }
+    if (port.empty() || port.size() > 5 ||
+        !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+        std::stoi(port) < 1 || std::stoi(port) > 65535) {
+      bad("has a port that is not a number from 1 to 65535");
+    }
+    f.port = port;
+  }
+  f.ca = Resolve(base_dir, reader.RequiredString(*table, prefix, "ca", &line));
+  RequireReadableFile(reader, line, prefix + ".ca", f.ca);
+  int64_t cert_line = 0;
+  int64_t key_line = 0;
+  const std::optional<std::string> cert = reader.String(*table, prefix, "cert", &cert_line);
+  const std::optional<std::string> key = reader.String(*table, prefix, "key", &key_line);
+  if (cert && cert->empty()) reader.Fail(cert_line, prefix + ".cert", "must name a file (or leave the key out)");
+  if (key && key->empty()) reader.Fail(key_line, prefix + ".key", "must name a file (or leave the key out)");
+  if (cert && !key) {
+    reader.Fail(cert_line, prefix + ".cert",
+                "a client certificate needs its private key: add audit.forward.key");
+  }
+  if (key && !cert) {
+    reader.Fail(key_line, prefix + ".key",
+                "a private key needs its certificate: add audit.forward.cert");
+  }
+  if (cert) {
+    f.cert = Resolve(base_dir, *cert);
+    RequireReadableFile(reader, cert_line, prefix + ".cert", f.cert);
+    f.key = Resolve(base_dir, *key);
+    RequireReadableFile(reader, key_line, prefix + ".key", f.key);
+  }
+  if (auto name = reader.String(*table, prefix, "server_name", &line)) {
+    if (!IsPrintUsAscii(*name, 253)) {
+      reader.Fail(line, prefix + ".server_name",
+                  "\"" + *name + "\" is not a host name or IP address (1 to 253 printable ASCII "
+                  "characters, no spaces)");
+    }
+    f.server_name = *name;
+  } else {
+    f.server_name = f.host;
+  }
+  if (auto app = reader.String(*table, prefix, "app_name", &line)) {
+    if (!IsPrintUsAscii(*app, 48)) {
+      reader.Fail(line, prefix + ".app_name",
+                  "\"" + *app + "\" is not an RFC 5424 APP-NAME (1 to 48 printable ASCII "
+                  "characters, no spaces)");
+    }
+    f.app_name = *app;
+  }
+  if (auto host = reader.String(*table, prefix, "hostname", &line)) {
+    if (!IsPrintUsAscii(*host, 255)) {
+      reader.Fail(line, prefix + ".hostname",
+                  "\"" + *host + "\" is not an RFC 5424 HOSTNAME (1 to 255 printable ASCII "
+                  "characters, no spaces)");
+    }
+    f.hostname = *host;
+  }
+  reader.ReadDuration(*table, prefix, "retry_initial", f.retry_initial);
+  reader.ReadDuration(*table, prefix, "retry_max", f.retry_max);
+  reader.ReadDuration(*table, prefix, "poll_interval", f.poll_interval);
+  reader.ReadDuration(*table, prefix, "timeout", f.timeout);
+  if (f.retry_max < f.retry_initial) {
+    const toml::node* max = table->get("retry_max");
+    const toml::node* initial = table->get("retry_initial");
+    if (max != nullptr) {
+      reader.Fail(LineOf(*max), prefix + ".retry_max",
+                  "must not be shorter than audit.forward.retry_initial (" +
+                      FormatDuration(f.retry_initial) + ")");
+    }
+    reader.Fail(initial != nullptr ? LineOf(*initial) : LineOf(*table), prefix + ".retry_initial",
+                "must not be longer than audit.forward.retry_max (" + FormatDuration(f.retry_max) +
+                    ", the default)");
+  }
+  config.audit.forward = std::move(f);
+}
+
 }  // namespace
 
 std::string_view RoleName(Role role) {
@@ -872,10 +990,11 @@ Config LoadConfig(const std::string& path) {
                                            : Resolve(base_dir, key_file);
 
   if (const toml::table* audit = reader.Table(root, "", "audit")) {
-    reader.CheckKeys(*audit, "audit", {"sth_interval", "sth_max_entries"});
+    reader.CheckKeys(*audit, "audit", {"sth_interval", "sth_max_entries", "forward"});
     reader.ReadDuration(*audit, "audit", "sth_interval", config.audit.sth_interval);
     reader.ReadInteger(*audit, "audit", "sth_max_entries", 1, 100'000'000,
                        config.audit.sth_max_entries);
+    ReadAuditForward(reader, *audit, base_dir, config);
   }
 
   ReadDrops(reader, root, base_dir, config);
@@ -1062,6 +1181,30 @@ std::string PrintConfig(const Config& c) {
   out << "\n[audit]\n";
   out << "sth_interval = " << Quote(FormatDuration(c.audit.sth_interval)) << "\n";
   out << "sth_max_entries = " << c.audit.sth_max_entries << "\n";
+  if (const auto& f = c.audit.forward) {
+    out << "\n[audit.forward]\n";
+    out << "address = " << Quote(f->address) << "\n";
+    out << "ca = " << Quote(f->ca) << "\n";
+    if (!f->cert.empty()) {
+      out << "cert = " << Quote(f->cert) << "\n";
+      out << "key = " << Quote(f->key) << "\n";
+    } else {
+      out << "# cert, key: not set, no client certificate is presented\n";
+    }
+    out << "server_name = " << Quote(f->server_name) << "\n";
+    out << "app_name = " << Quote(f->app_name) << "\n";
+    if (!f->hostname.empty()) {
+      out << "hostname = " << Quote(f->hostname) << "\n";
+    } else {
+      out << "# hostname: not set, the system host name\n";
+    }
+    out << "retry_initial = " << Quote(FormatDuration(f->retry_initial)) << "\n";
+    out << "retry_max = " << Quote(FormatDuration(f->retry_max)) << "\n";
+    out << "poll_interval = " << Quote(FormatDuration(f->poll_interval)) << "\n";
+    out << "timeout = " << Quote(FormatDuration(f->timeout)) << "\n";
+  } else {
+    out << "# [audit.forward]: not set, the audit log is not forwarded\n";
+  }
   out << "\n[transfers]\n";
   out << "acceptance_working_days = " << c.transfers.acceptance_working_days << "\n";
   out << "conference_working_days = " << c.transfers.conference_working_days << "\n";

@@ -146,6 +146,30 @@ struct Config {
   struct Audit {
     milliseconds sth_interval{100};
     uint32_t sth_max_entries = 1000;
+
+    // [audit.forward] (docs/audit-log.md, "Forwarding"): every entry is also sent to a syslog
+    // collector over TLS (RFC 5425 octet-counted frames of RFC 5424 messages), in seq order,
+    // at least once; the log itself is the buffer while the collector is away.
+    struct Forward {
+      std::string address;      // "host:port" or "[v6]:port" of the collector, required
+      std::string host;         // parsed from address
+      std::string port;         // parsed from address (decimal, 1..65535)
+      std::string ca;           // CA bundle the collector's certificate must chain to, required
+      std::string cert;         // client certificate chain (PEM) for mutual TLS; with key
+      std::string key;          // its private key (PEM); with cert
+      // The name the collector's certificate must carry (DNS name or IP address), also sent
+      // as SNI when it is a name. Empty in the file: the host of `address`.
+      std::string server_name;
+      std::string app_name = "safegate";  // RFC 5424 APP-NAME, 1..48 printable ASCII
+      std::string hostname;     // RFC 5424 HOSTNAME, 1..255 printable ASCII; empty: the system's
+      // Reconnection: exponential backoff with jitter from retry_initial up to retry_max.
+      milliseconds retry_initial{1000};
+      milliseconds retry_max{60'000};
+      // How often the log is looked at for new entries while connected and idle.
+      milliseconds poll_interval{200};
+      milliseconds timeout{10'000};  // connect, handshake and each write
+    };
+    std::optional<Forward> forward;  // nullopt: no [audit.forward], nothing is forwarded
   };
   Audit audit;
 

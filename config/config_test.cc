@@ -904,5 +904,108 @@ TEST_F(ConfigTest, TransfersProblemsNameFileLineAndKey) {
   EXPECT_EQ(leap.transfers.bank_holidays->size(), 2u);
 }
 
+// [audit.forward] (docs/audit-log.md, "Forwarding"). kMinimal is 8 lines: [audit.forward] is
+// line 9, its first key line 10.
+TEST_F(ConfigTest, AuditForwardReadsEveryKeyAndPrintsThem) {
+  WriteFile(dir_ / "tls/collector-ca.pem", "placeholder\n");
+  Config none = Load(kMinimal);
+  EXPECT_FALSE(none.audit.forward.has_value());
+  EXPECT_THAT(PrintConfig(none), HasSubstr("# [audit.forward]: not set"));
+
+  Config c = Load(std::string(kMinimal) + R"([audit.forward]
+address = "logs.example.org:6514"
+ca = "tls/collector-ca.pem"
+cert = "tls/gateway.pem"
+key = "tls/gateway.key"
+server_name = "collector.example.org"
+app_name = "safegate-bradford"
+hostname = "gw1.bradford.example"
+retry_initial = "250ms"
+retry_max = "30s"
+poll_interval = "50ms"
+timeout = "5s"
+)");
+  ASSERT_TRUE(c.audit.forward.has_value());
+  const auto& f = *c.audit.forward;
+  EXPECT_EQ(f.address, "logs.example.org:6514");
+  EXPECT_EQ(f.host, "logs.example.org");
+  EXPECT_EQ(f.port, "6514");
+  EXPECT_EQ(f.ca, dir_ / "tls/collector-ca.pem");
+  EXPECT_EQ(f.cert, dir_ / "tls/gateway.pem");
+  EXPECT_EQ(f.key, dir_ / "tls/gateway.key");
+  EXPECT_EQ(f.server_name, "collector.example.org");
+  EXPECT_EQ(f.app_name, "safegate-bradford");
+  EXPECT_EQ(f.hostname, "gw1.bradford.example");
+  EXPECT_EQ(f.retry_initial, milliseconds{250});
+  EXPECT_EQ(f.retry_max, milliseconds{30'000});
+  EXPECT_EQ(f.poll_interval, milliseconds{50});
+  EXPECT_EQ(f.timeout, milliseconds{5000});
+
+  // Printed, and loaded again to the same values.
+  const std::string printed = PrintConfig(c);
+  EXPECT_THAT(printed, HasSubstr("[audit.forward]\naddress = \"logs.example.org:6514\"\n"));
+  TempDir elsewhere;
+  WriteFile(elsewhere / "printed.toml", printed);
+  Config again = LoadConfig(elsewhere / "printed.toml");
+  again.source_file = c.source_file;
+  EXPECT_EQ(PrintConfig(again), printed);
+
+  // Defaults: the server name is the address's host; IPv6 in brackets.
+  Config d = Load(std::string(kMinimal) +
+                  "[audit.forward]\naddress = \"[::1]:6514\"\nca = \"tls/ca.pem\"\n");
+  ASSERT_TRUE(d.audit.forward.has_value());
+  EXPECT_EQ(d.audit.forward->host, "::1");
+  EXPECT_EQ(d.audit.forward->server_name, "::1");
+  EXPECT_EQ(d.audit.forward->app_name, "safegate");
+  EXPECT_EQ(d.audit.forward->hostname, "");
+  EXPECT_TRUE(d.audit.forward->cert.empty());
+  EXPECT_EQ(d.audit.forward->retry_initial, milliseconds{1000});
+  EXPECT_EQ(d.audit.forward->retry_max, milliseconds{60'000});
+  EXPECT_THAT(PrintConfig(d), HasSubstr("# hostname: not set, the system host name\n"));
+}
+
+TEST_F(ConfigTest, AuditForwardProblemsNameFileLineAndKey) {
+  const std::string base = std::string(kMinimal) + "[audit.forward]\n";
+  const std::string ok = "ca = \"tls/ca.pem\"\n";
+  ExpectError(base + "address = \"h:1\"\n" + ok + "adress = \"x\"\n", "audit.forward.adress", 12,
+              "unknown key (did you mean \"address\"?)");
+  ExpectError(base + ok, "audit.forward.address", 9, "required key is missing");
+  ExpectError(base + "address = \"h:1\"\n", "audit.forward.ca", 9, "required key is missing");
+  ExpectError(base + "address = \"logs.example.org\"\n" + ok, "audit.forward.address", 10,
+              "\"logs.example.org\" has no port");
+  ExpectError(base + "address = \"logs:65536\"\n" + ok, "audit.forward.address", 10,
+              "has a port that is not a number from 1 to 65535");
+  ExpectError(base + "address = \"logs:syslog\"\n" + ok, "audit.forward.address", 10,
+              "has a port that is not a number");
+  ExpectError(base + "address = \":6514\"\n" + ok, "audit.forward.address", 10, "has no host");
+  ExpectError(base + "address = \"::1:6514\"\n" + ok, "audit.forward.address", 10,
+              "has an IPv6 address without [ ]");
+  ExpectError(base + "address = \"[::1:6514\"\n" + ok, "audit.forward.address", 10,
+              "has an unclosed IPv6 address");
+  ExpectError(base + "address = \"h:1\"\nca = \"tls/nope.pem\"\n", "audit.forward.ca", 11,
+              "file not found: " + (dir_ / "tls/nope.pem"));
+  ExpectError(base + "address = \"h:1\"\n" + ok + "cert = \"tls/gateway.pem\"\n",
+              "audit.forward.cert", 12, "needs its private key: add audit.forward.key");
+  ExpectError(base + "address = \"h:1\"\n" + ok + "key = \"tls/gateway.key\"\n",
+              "audit.forward.key", 12, "needs its certificate: add audit.forward.cert");
+  ExpectError(base + "address = \"h:1\"\n" + ok + "app_name = \"safe gate\"\n",
+              "audit.forward.app_name", 12, "is not an RFC 5424 APP-NAME");
+  ExpectError(base + "address = \"h:1\"\n" + ok + "app_name = \"" + std::string(49, 'a') + "\"\n",
+              "audit.forward.app_name", 12, "is not an RFC 5424 APP-NAME");
+  ExpectError(base + "address = \"h:1\"\n" + ok + "hostname = \"\"\n", "audit.forward.hostname",
+              12, "is not an RFC 5424 HOSTNAME");
+  ExpectError(base + "address = \"h:1\"\n" + ok + "server_name = \"a b\"\n",
+              "audit.forward.server_name", 12, "is not a host name or IP address");
+  ExpectError(base + "address = \"h:1\"\n" + ok + "retry_initial = \"1h\"\n",
+              "audit.forward.retry_initial", 12,
+              "must not be longer than audit.forward.retry_max (1m, the default)");
+  ExpectError(base + "address = \"h:1\"\n" + ok + "retry_initial = \"10s\"\nretry_max = \"5s\"\n",
+              "audit.forward.retry_max", 13, "must not be shorter than audit.forward.retry_initial");
+  ExpectError(base + "address = \"h:1\"\n" + ok + "poll_interval = \"0ms\"\n",
+              "audit.forward.poll_interval", 12, "must be more than 0");
+  ExpectError(std::string(kMinimal) + "[audit]\nforward = \"h:1\"\n", "audit.forward", 10,
+              "expected a table, found a string");
+}
+
 }  // namespace
 }  // namespace safegate::config

@@ -6,15 +6,18 @@
 // columns, so what the report says is what the Merkle tree proves.
 #include "daemon/core/subject_report.h"
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include "daemon/audit/tree_head.h"
 #include "daemon/core/audit_log.h"
 #include "daemon/core/crypto.h"
 #include "daemon/core/merkle_store.h"
 #include "daemon/core/policy_store.h"
+#include "daemon/core/policy_texts.h"
 #include "daemon/core/subject_keys.h"
 #include "daemon/core/time_format.h"
 #include "policy/consent.h"
@@ -59,8 +62,13 @@ json StrOrNull(const json& obj, const char* key) {
 
 json OrNull(const std::string& s) { return s.empty() ? json(nullptr) : json(s); }
 
-// The lawful basis of a decision: the policy's detail, else its "lawful basis: ..." reason.
+// The lawful basis of a decision: the basis the entry cites, in the words of the policy
+// version it cites (PolicyExplainer); for entries without a citation, the policy's detail,
+// else its "lawful basis: ..." reason.
 json LawfulBasis(const AuditEntry& e) {
+  if (e.explained.is_object() && e.explained.contains("lawful_basis")) {
+    return e.explained["lawful_basis"];
+  }
   if (std::string b = Str(e.detail, "lawful_basis"); !b.empty()) return b;
   constexpr std::string_view kPrefix = "lawful basis: ";
   for (const std::string& r : e.reasons) {
@@ -99,6 +107,7 @@ Result<Loaded> LoadEntries(StoreContext& store, const std::string& subject) {
   Stmt& s = **q;
   s.Bind(1, **key_id).Bind(2, kMaxReportEntries + 1);
   SubjectKeys::Cache cache;
+  PolicyExplainer explainer(store.StoreDb(), nullptr);
   for (;;) {
     auto row = s.Step();
     if (!row.ok()) return row.status();
@@ -127,7 +136,50 @@ Result<Loaded> LoadEntries(StoreContext& store, const std::string& subject) {
       e.subject = std::move((*details)->subject);
       e.text = std::move((*details)->text);
     }
+    explainer.Explain(e);  // a delivery's reasons and lawful basis, in words
     out.entries.push_back(std::move(e));
+  }
+  return out;
+}
+
+// The other references the subject index links to the same subject as `ref` (docs/subjects.md),
+// sorted; empty when `ref` is not indexed or stands alone. A link held for review is not a
+// link: a held record keeps a subject of its own.
+Result<std::vector<std::string>> LinkedRefs(StoreContext& store, const std::string& ref) {
+  auto q = store.StoreDb().PrepareOnce(
+      "SELECT ref FROM subject_index WHERE subject_id = "
+      "(SELECT subject_id FROM subject_index WHERE ref = ?1) AND ref != ?1 ORDER BY ref");
+  if (!q.ok()) return q.status();
+  (*q)->Bind(1, ref);
+  std::vector<std::string> out;
+  for (;;) {
+    auto row = (*q)->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    out.push_back((*q)->Text(0));
+  }
+  return out;
+}
+
+// The entries of `subject` and of every reference linked to it, in seq order, each with the
+// reference it was made under in `subject` (also for entries whose details are erased: the
+// key that found them is that reference's).
+Result<Loaded> LoadLinkedEntries(StoreContext& store, const std::vector<std::string>& refs) {
+  Loaded out;
+  for (const std::string& ref : refs) {
+    auto loaded = LoadEntries(store, ref);
+    if (!loaded.ok()) return loaded.status();
+    out.truncated = out.truncated || loaded->truncated;
+    for (AuditEntry& e : loaded->entries) {
+      if (e.subject.empty()) e.subject = ref;
+      out.entries.push_back(std::move(e));
+    }
+  }
+  std::sort(out.entries.begin(), out.entries.end(),
+            [](const AuditEntry& a, const AuditEntry& b) { return a.seq < b.seq; });
+  if (static_cast<int64_t>(out.entries.size()) > kMaxReportEntries) {
+    out.entries.resize(static_cast<size_t>(kMaxReportEntries));
+    out.truncated = true;
   }
   return out;
 }
@@ -187,6 +239,7 @@ json BuildSections(const std::vector<AuditEntry>& entries, const config::Registr
   int64_t erased = 0;
   for (const AuditEntry& e : entries) {
     json item = {{"seq", e.seq}, {"at", FormatTimeMs(e.at_ms)}, {"action", e.action}};
+    item["reference"] = e.subject;  // the reference the entry was made under
     if (e.erased) {
       // The details are gone: what the bytes still say is in the log, not repeated here.
       ++erased;
@@ -206,7 +259,14 @@ json BuildSections(const std::vector<AuditEntry>& entries, const config::Registr
       item["purpose"] = OrNull(e.purpose);
       item["decision"] = e.decision;
       item["lawful_basis"] = LawfulBasis(e);
-      item["reasons"] = e.reasons;
+      // The reasons in words (the entry records rule ids, resolved against the policy text of
+      // the version it cites), and the codes as recorded.
+      if (e.explained.is_object() && e.explained.contains("reasons")) {
+        item["reasons"] = e.explained["reasons"];
+        item["reason_codes"] = e.reasons;
+      } else {
+        item["reasons"] = e.reasons;
+      }
       item["consent"] = StrOrNull(e.detail, "consent");
       if (e.detail.contains("rules_fired")) item["rules_fired"] = e.detail["rules_fired"];
       item["policy_version"] = StrOrNull(e.detail, "policy_version");
@@ -303,7 +363,12 @@ TypedJob<json> PrepareSubjectReport(StoreContext& store, const Caller& caller, s
     }
     const std::string subject = parsed->ToString();
 
-    auto loaded = LoadEntries(store, subject);
+    // The reference asked for, then those the gateway has linked to the same subject.
+    auto linked = LinkedRefs(store, subject);
+    if (!linked.ok()) return linked.status();
+    std::vector<std::string> refs = {subject};
+    refs.insert(refs.end(), linked->begin(), linked->end());
+    auto loaded = LoadLinkedEntries(store, refs);
     if (!loaded.ok()) return loaded.status();
     auto consents = LoadConsents(store, subject);
     if (!consents.ok()) return consents.status();
@@ -328,12 +393,14 @@ TypedJob<json> PrepareSubjectReport(StoreContext& store, const Caller& caller, s
                 {"entries", static_cast<int64_t>(loaded->entries.size())},
                 {"disclosures", disclosed},
                 {"refusals", refused},
-                {"log_size", *log_size}};
+                {"log_size", *log_size},
+                {"linked_references", static_cast<int64_t>(linked->size())}};
     if (loaded->truncated) e.detail["truncated"] = true;
     if (Status s = store.StoreAppend(e); !s.ok()) return s;
 
     out = {{"report", "subject_access"},
            {"subject", subject},
+           {"linked_references", *linked},
            {"generated_at", FormatTimeMs(now)},
            {"generated_by", caller.agency},
            {"purpose", purpose},

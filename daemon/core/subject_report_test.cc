@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <map>
 #include <stdexcept>
 #include <string>
 
@@ -130,6 +131,11 @@ TEST_F(SubjectReportTest, ListsEveryDisclosureRefusalAndReadOfTheSubjectOnly) {
   EXPECT_EQ((*permit)["consent"], "refused");
   EXPECT_THAT((*permit)["lawful_basis"].get<std::string>(), HasSubstr("6(1)(e)"));
   EXPECT_THAT(Joined((*permit)["reasons"]), HasSubstr("builtin.R2-safeguarding-override"));
+  // The entry records the rule id; the report gives the rule's own words from the stored
+  // text of the policy version the entry cites.
+  EXPECT_THAT(Joined((*permit)["reasons"]),
+              HasSubstr("R2-police-to-csc-child-protection: police share what they know"));
+  EXPECT_THAT((*permit)["reason_codes"], ::testing::Contains(json("R2-police-to-csc-child-protection")));
   ASSERT_TRUE((*permit)["override"].is_object());
   EXPECT_EQ((*permit)["override"]["used"], true);
   EXPECT_EQ((*permit)["override"]["recorded"]["reason"], "Parent refused; risk of immediate harm");
@@ -244,6 +250,50 @@ TEST_F(SubjectReportTest, AnUnknownSubjectGivesAnEmptyReport) {
   EXPECT_TRUE((*r)["reads"].empty());
   EXPECT_EQ((*r)["entries"], 0);
   EXPECT_GE((*r)["report_seq"].get<int64_t>(), 1);
+}
+
+// A record known only by its CSC id joins the child's subject through that id (docs/subjects.md);
+// the report asked under the NHS number covers it too, saying which reference each disclosure
+// was made under, and so does the report asked under the CSC id. A child held for review (a
+// second NHS number with the same CSC id) is not linked and stays out.
+TEST_F(SubjectReportTest, CoversReferencesLinkedToTheSameSubject) {
+  const std::string csc_ref = "csc:bradford:BRA-000123";
+  auto first = h.Push("wyp", MakePush("wyp", "OCC-10", {"bradford-csc"}, "safeguarding"));
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  PushRequest by_csc = MakePush("bradford-csc", "CSC-11", {"wyp"}, "safeguarding");
+  by_csc.record = MakeRecord("bradford-csc", "CSC-11", 1);
+  by_csc.record.subject.nhs_number.reset();  // known to the CSC by its own id only
+  auto second = h.Push("bradford-csc", std::move(by_csc));
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  PushRequest other = MakePush("wyp", "OCC-12", {"bradford-csc"}, "safeguarding");
+  other.record = MakeRecord("wyp", "OCC-12", 1, kNhs2);
+  ASSERT_TRUE(h.Push("wyp", std::move(other)).ok());
+
+  for (const std::string& asked : {kChild, csc_ref}) {
+    auto r = Report("bradford-audit", asked);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    const std::string linked = asked == kChild ? csc_ref : kChild;
+    EXPECT_EQ((*r)["subject"], asked);
+    EXPECT_EQ((*r)["linked_references"], json::array({linked})) << r->dump(2);
+    std::map<std::string, std::string> reference_of;  // record_id -> reference
+    // Each push's delivery decision, permitted or refused by the policy.
+    for (const char* section : {"disclosures", "refusals"}) {
+      for (const json& d : (*r)[section]) {
+        if (d.value("action", "").rfind("delivery_", 0) != 0) continue;
+        reference_of[d.value("record_id", "")] = d.value("reference", "");
+      }
+    }
+    ASSERT_EQ(reference_of.size(), 2u) << r->dump(2);
+    EXPECT_EQ(reference_of[first->record_id], kChild);
+    EXPECT_EQ(reference_of[second->record_id], csc_ref);
+    // Every item says its reference, and none is the other child's.
+    for (const char* section : {"disclosures", "refusals", "reads", "events"}) {
+      for (const json& item : (*r)[section]) {
+        EXPECT_THAT(item.value("reference", ""), ::testing::AnyOf(kChild, csc_ref)) << item;
+      }
+    }
+    EXPECT_THAT(r->dump(), Not(HasSubstr(kNhs2)));
+  }
 }
 
 }  // namespace

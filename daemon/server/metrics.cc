@@ -1,5 +1,6 @@
 #include "daemon/server/metrics.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -107,6 +108,30 @@ void Metrics::CountTransferSend(std::string_view peer, std::string_view result) 
   ++transfer_sends_[{std::string(peer), std::string(result)}];
 }
 
+void Metrics::EnableAuditForward() {
+  std::lock_guard lock(mu_);
+  if (!forward_) forward_.emplace();
+}
+
+void Metrics::SetAuditForwardState(bool connected, int64_t last_forwarded_seq) {
+  std::lock_guard lock(mu_);
+  if (!forward_) forward_.emplace();
+  forward_->connected = connected;
+  forward_->last_seq = last_forwarded_seq;
+}
+
+void Metrics::CountAuditForwarded(uint64_t messages) {
+  std::lock_guard lock(mu_);
+  if (!forward_) forward_.emplace();
+  forward_->sent += messages;
+}
+
+void Metrics::CountAuditForwardFailure(std::string_view reason) {
+  std::lock_guard lock(mu_);
+  if (!forward_) forward_.emplace();
+  ++forward_->failures[std::string(reason)];
+}
+
 void Metrics::SetBuildInfo(std::string version, std::string area, int64_t start_ms) {
   std::lock_guard lock(mu_);
   version_ = std::move(version);
@@ -135,8 +160,10 @@ std::string Metrics::Render(const Gateway::Stats& stats) const {
 
 std::string Metrics::Render(const Gateway::Stats& stats, int64_t now_ms) const {
   std::string out;
+  std::optional<AuditForward> forward;
   {
     std::lock_guard lock(mu_);
+    forward = forward_;
     if (!version_.empty()) {
       Header(out, "safegate_build_info", "gauge", "The gateway's version and area (always 1).");
       out += "safegate_build_info{version=\"" + Escape(version_) + "\",area=\"" + Escape(area_) +
@@ -264,6 +291,26 @@ std::string Metrics::Render(const Gateway::Stats& stats, int64_t now_ms) const {
   for (const auto& [peer, age_ms] : stats.outbox_oldest_age_ms) {
     out += "safegate_transfer_outbox_oldest_seconds{peer=\"" + Escape(peer) + "\"} " +
            Number(static_cast<double>(age_ms) / 1000.0) + "\n";
+  }
+  if (forward) {
+    Header(out, "safegate_audit_forward_connected", "gauge",
+           "1 while a TLS connection to the audit syslog collector is open, else 0.");
+    out += std::string("safegate_audit_forward_connected ") + (forward->connected ? "1" : "0") +
+           "\n";
+    Header(out, "safegate_audit_forward_last_seq", "gauge",
+           "Seq of the last audit entry written to the syslog collector (the cursor).");
+    out += "safegate_audit_forward_last_seq " + std::to_string(forward->last_seq) + "\n";
+    Header(out, "safegate_audit_forward_backlog", "gauge",
+           "Audit entries not yet forwarded to the syslog collector.");
+    out += "safegate_audit_forward_backlog " +
+           std::to_string(std::max<int64_t>(0, stats.audit_entries - forward->last_seq)) + "\n";
+    Header(out, "safegate_audit_forward_messages_total", "counter",
+           "Audit entries written to the syslog collector (repeats after a reconnect included).");
+    out += "safegate_audit_forward_messages_total " + std::to_string(forward->sent) + "\n";
+    Header(out, "safegate_audit_forward_failures_total", "counter",
+           "Audit forwarding failures, by reason (resolve, connect, tls, closed, write, store, "
+           "cursor).");
+    LabelledCounter(out, "safegate_audit_forward_failures_total", "reason", forward->failures);
   }
   Header(out, "safegate_transfer_outbox_refused", "gauge",
          "Transfer messages a peer gateway refused (kept, not retried: see the audit log).");

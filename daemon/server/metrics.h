@@ -46,6 +46,15 @@ class Metrics {
   // the registry): result "delivered", "retry" or "refused".
   void CountTransferSend(std::string_view peer, std::string_view result);
 
+  // Audit forwarding to a syslog collector ([audit.forward], syslog_forwarder.h). Nothing is
+  // rendered until EnableAuditForward. The backlog is the log's entries minus the last
+  // forwarded seq, computed at render time from the store's numbers.
+  void EnableAuditForward();
+  void SetAuditForwardState(bool connected, int64_t last_forwarded_seq);
+  void CountAuditForwarded(uint64_t messages);
+  // reason: "resolve", "connect", "tls", "closed", "write", "store", "cursor".
+  void CountAuditForwardFailure(std::string_view reason);
+
   // What the gateway is: safegate_build_info{version, area} and its start time.
   void SetBuildInfo(std::string version, std::string area, int64_t start_ms);
   // The certificates the gateway depends on (cert_expiry.h), re-read at start, on reload and
@@ -88,6 +97,13 @@ class Metrics {
   std::vector<CertificateExpiry> certificates_;
   int64_t warning_window_ms_ = 0;
   std::optional<TreeHeadInfo> tree_head_;
+  struct AuditForward {
+    bool connected = false;
+    int64_t last_seq = 0;
+    uint64_t sent = 0;
+    std::map<std::string, uint64_t> failures;
+  };
+  std::optional<AuditForward> forward_;
   std::atomic<int64_t> open_{0};
   std::atomic<uint64_t> refused_{0};
 };

@@ -47,6 +47,7 @@
 #include "daemon/server/notify.h"
 #include "daemon/server/outbox_sender.h"
 #include "daemon/server/store_probe.h"
+#include "daemon/server/syslog_forwarder.h"
 #include "daemon/server/tls.h"
 
 namespace safegate::server {
@@ -279,6 +280,7 @@ class Server::Impl {
   asio::thread_pool blocking_pool_{1};
   StoreProbe probe_;  // used on blocking_pool_ only
   std::unique_ptr<core::DropWatcher> drops_;  // [[drop]] folders, from Run() to the stop
+  std::unique_ptr<SyslogForwarder> forwarder_;  // [audit.forward], Run() to the stop
   std::unique_ptr<OutboxSender> outbox_;      // transfer messages to peers, Run() to the stop
 
   std::atomic<int> admin_open_{0};
@@ -1024,6 +1026,24 @@ Status Server::Impl::Run() {
     }
     outbox_ = std::move(sender).value();
   }
+  if (config_->audit.forward) {
+    // The audit log to a syslog collector ([audit.forward]), from a thread of its own.
+    SyslogForwarderOptions o;
+    o.forward = *config_->audit.forward;
+    o.data_dir = config_->data_dir;
+    o.area = config_->area;
+    o.log = log_.get();
+    o.metrics = &metrics_;
+    auto forwarder = SyslogForwarder::Start(std::move(o));
+    if (!forwarder.ok()) {
+      log_->Event(LogLevel::kError, "audit_forward_failed",
+                  {{"error", forwarder.status().ToString()}});
+      if (outbox_) outbox_->Stop();
+      if (drops_) drops_->Stop();
+      return forwarder.status();
+    }
+    forwarder_ = std::move(forwarder).value();
+  }
   work_.emplace(ioc_->get_executor());
   asio::dispatch(*control_, [this] {
     if (stopping_.load()) return;
@@ -1071,6 +1091,7 @@ Status Server::Impl::Run() {
   blocking_pool_.wait();
   if (drops_) drops_->Stop();
   if (outbox_) outbox_->Stop();  // an attempt in progress ends within its timeout
+  if (forwarder_) forwarder_->Stop();  // unsent entries go after the next start (cursor)
   gateway_->Shutdown();
   log_->Event(LogLevel::kInfo, "stopped");
   return Status::Ok();
