@@ -669,8 +669,8 @@ Result<PolicyCase> ParseCaseInput(
   return parser.Parse(json, default_now);
 }
 
-Result<CaseFileResult> RunCaseFile(const std::string& path,
-                                   const std::optional<std::string>& policy_path) {
+Result<CaseFileSpec> ReadCaseFile(const std::string& path,
+                                  const std::optional<std::string>& policy_path) {
   std::vector<Problem> problems;
   auto fail = [&](int line, std::string what) {
     problems.push_back({path + (line > 0 ? ":" + std::to_string(line) : ""), std::move(what)});
@@ -691,12 +691,12 @@ Result<CaseFileResult> RunCaseFile(const std::string& path,
     }
   }
   fs::path base = fs::path(path).parent_path();
-  CaseFileResult result;
-  result.file = path;
+  CaseFileSpec spec;
+  spec.file = path;
   if (policy_path) {
-    result.policy_path = *policy_path;
+    spec.policy_path = *policy_path;
   } else if (auto p = root["policy"].value<std::string>()) {
-    result.policy_path = fs::path(*p).is_absolute() ? *p : (base / *p).lexically_normal().string();
+    spec.policy_path = fs::path(*p).is_absolute() ? *p : (base / *p).lexically_normal().string();
   } else {
     fail(1, "no policy: give policy = \"path\" in the file or --policy FILE");
   }
@@ -712,14 +712,6 @@ Result<CaseFileResult> RunCaseFile(const std::string& path,
   if (cases == nullptr || cases->empty()) fail(1, "no [[case]] in the file");
   if (!problems.empty()) return Status::Invalid("case file " + path + " cannot be run", problems);
 
-  auto policy = LoadPolicy(result.policy_path);
-  if (!policy.ok()) {
-    for (const Problem& p : policy.status().problems()) problems.push_back(p);
-    return Status::Invalid(
-        "case file " + path + ": policy " + result.policy_path + " does not load", problems);
-  }
-  result.policy_version = (*policy)->version();
-
   for (const toml::node& node : *cases) {
     int line = static_cast<int>(node.source().begin.line);
     const toml::table* t = node.as_table();
@@ -734,7 +726,7 @@ Result<CaseFileResult> RunCaseFile(const std::string& path,
              "unknown key '" + key + "' in [[case]] (known: name, input, expect)");
       }
     }
-    CaseResult c;
+    CaseSpec c;
     c.line = line;
     c.name = t->get("name") ? t->get("name")->value_or(std::string()) : std::string();
     if (c.name.empty()) fail(line, "a [[case]] needs a name");
@@ -753,19 +745,43 @@ Result<CaseFileResult> RunCaseFile(const std::string& path,
       for (const Problem& p : parsed.status().problems()) problems.push_back(p);
       continue;
     }
-    c.decision = (*policy)->Decide(parsed->input);
+    c.c = std::move(*parsed);
+    c.expect = TomlToJson(*expect);
+    spec.cases.push_back(std::move(c));
+  }
+  if (!problems.empty()) return Status::Invalid("case file " + path + " cannot be run", problems);
+  return spec;
+}
+
+Result<CaseFileResult> RunCaseFile(const std::string& path,
+                                   const std::optional<std::string>& policy_path) {
+  auto spec = ReadCaseFile(path, policy_path);
+  if (!spec.ok()) return spec.status();
+  CaseFileResult result;
+  result.file = path;
+  result.policy_path = spec->policy_path;
+  auto policy = LoadPolicy(result.policy_path);
+  if (!policy.ok()) {
+    return Status::Invalid(
+        "case file " + path + ": policy " + result.policy_path + " does not load",
+        policy.status().problems());
+  }
+  result.policy_version = (*policy)->version();
+  for (CaseSpec& spec_case : spec->cases) {
+    CaseResult c;
+    c.line = spec_case.line;
+    c.name = spec_case.name;
+    c.decision = (*policy)->Decide(spec_case.c.input);
     std::optional<nlohmann::json> delivered;
-    if (parsed->record) {
-      Redaction r = Redact(*parsed->record, c.decision);
+    if (spec_case.c.record) {
+      Redaction r = Redact(*spec_case.c.record, c.decision);
       c.withheld = r.withheld;
       delivered = std::move(r.record);
     }
-    nlohmann::json expect_json = TomlToJson(*expect);
-    c.failures = Expectation(expect_json, c.decision, c.withheld, delivered).Check();
+    c.failures = Expectation(spec_case.expect, c.decision, c.withheld, delivered).Check();
     c.passed = c.failures.empty();
     result.cases.push_back(std::move(c));
   }
-  if (!problems.empty()) return Status::Invalid("case file " + path + " cannot be run", problems);
   return result;
 }
 

@@ -70,6 +70,25 @@ struct CaseFileResult {
   std::vector<CaseResult> cases;
 };
 
+// One [[case]] of a case file, read and parsed but not run.
+struct CaseSpec {
+  std::string name;
+  int line = 0;             // of the [[case]] in its file
+  PolicyCase c;             // its input, the file's [defaults] merged under it
+  nlohmann::json expect;    // its [case.expect] table
+};
+
+struct CaseFileSpec {
+  std::string file;
+  std::string policy_path;  // the file's `policy = "..."` (resolved), or the override
+  std::vector<CaseSpec> cases;
+};
+
+// Reads one case file without running it (for `policy test` and for tests that drive the
+// cases through a gateway). Errors as RunCaseFile's, bar the policy's.
+Result<CaseFileSpec> ReadCaseFile(const std::string& path,
+                                  const std::optional<std::string>& policy_path);
+
 // Runs one case file. `policy_path` overrides the file's own `policy = "..."`. Errors in the
 // file itself (bad TOML, unknown keys, unreadable policy) are a Status with problems.
 Result<CaseFileResult> RunCaseFile(const std::string& path,

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
@@ -45,17 +46,19 @@ Status FsyncDirOf(const std::string& path) {
 }
 
 // Creates the key file with fresh randomness. Returns OK with `*existed` set when another
-// process created it first.
+// process created it first. The key is written to a temporary file beside it, made durable,
+// then linked to `path` (link, unlike rename, never replaces a file that is there): a crash
+// at any point leaves either no key file or a whole one, never an empty one that would stop
+// the next start.
 Status CreateKeyFile(const std::string& path, bool* existed) {
   *existed = false;
-  Fd f{::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)};
-  if (f.fd < 0) {
-    if (errno == EEXIST) {
-      *existed = true;
-      return Status::Ok();
-    }
-    return KeyFileError(path, "create", errno);
-  }
+  std::string tmp = path + ".new-XXXXXX";
+  Fd f{::mkostemp(tmp.data(), O_CLOEXEC)};  // mode 0600
+  if (f.fd < 0) return KeyFileError(path, "create a temporary file beside it", errno);
+  struct Unlink {
+    const std::string& path;
+    ~Unlink() { ::unlink(path.c_str()); }
+  } remove_tmp{tmp};
   unsigned char key[kKeyBytes];
   crypto_aead_xchacha20poly1305_ietf_keygen(key);
   size_t done = 0;
@@ -65,13 +68,19 @@ Status CreateKeyFile(const std::string& path, bool* existed) {
     if (n <= 0) {
       const int err = errno;
       sodium_memzero(key, sizeof key);
-      ::unlink(path.c_str());
       return KeyFileError(path, "write", err);
     }
     done += static_cast<size_t>(n);
   }
   sodium_memzero(key, sizeof key);
   if (::fsync(f.fd) != 0) return KeyFileError(path, "fsync", errno);
+  if (::link(tmp.c_str(), path.c_str()) != 0) {
+    if (errno == EEXIST) {
+      *existed = true;
+      return Status::Ok();
+    }
+    return KeyFileError(path, "link", errno);
+  }
   return FsyncDirOf(path);
 }
 

@@ -7,6 +7,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
+#include <vector>
 
 #include "daemon/core/sqlite.h"
 #include "daemon/core/test_support.h"
@@ -63,6 +65,37 @@ TEST_F(KeyTest, CreatedPrivateAndReloaded) {
   auto opened = (*again)->Unseal(sealed->nonce, sealed->ciphertext, "rec_1");
   ASSERT_TRUE(opened.ok());
   EXPECT_EQ(*opened, "hello");
+}
+
+// Creation goes through a temporary file linked into place, so a kill during it leaves at
+// most a stray temporary (never an empty store.key); the stray one does not stop a start,
+// several starting at once agree on one key, and nothing temporary is left behind.
+TEST_F(KeyTest, CreationLeavesAWholeKeyOrNone) {
+  std::ofstream(path() + ".new-AbC123");  // what a kill mid-write leaves: empty
+  std::vector<std::thread> starts;
+  std::vector<std::string> sealed(4);
+  for (size_t i = 0; i < sealed.size(); ++i) {
+    starts.emplace_back([&, i] {
+      auto key = AtRestKey::LoadOrCreate(path());
+      if (!key.ok()) return;
+      auto s = (*key)->Seal("x", "ad");
+      if (s.ok()) sealed[i] = s->nonce + s->ciphertext;
+    });
+  }
+  for (auto& t : starts) t.join();
+  auto key = AtRestKey::LoadOrCreate(path());
+  ASSERT_TRUE(key.ok()) << key.status().ToString();
+  for (const std::string& s : sealed) {
+    ASSERT_EQ(s.size(), kNonceBytes + 1 + 16);
+    auto opened = (*key)->Unseal(s.substr(0, kNonceBytes), s.substr(kNonceBytes), "ad");
+    EXPECT_TRUE(opened.ok()) << "a concurrent start made a key of its own";
+  }
+  int temporaries = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir_.path())) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("store.key.new-", 0) == 0 && name != "store.key.new-AbC123") ++temporaries;
+  }
+  EXPECT_EQ(temporaries, 0);
 }
 
 TEST_F(KeyTest, TamperedOrMovedCiphertextDoesNotOpen) {

@@ -11,8 +11,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <toml++/toml.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
@@ -25,6 +23,7 @@
 #include "daemon/core/time_format.h"
 #include "policy/policy.h"
 #include "policy/policy_tool.h"
+#include "policy/test_support.h"
 #include "record/record.h"
 
 namespace safegate {
@@ -32,6 +31,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace safegate::testing;
+using policy::testing::CaseRecord;
+using policy::testing::Join;
+using policy::testing::Receives;
 using ::testing::HasSubstr;
 using nlohmann::json;
 
@@ -42,92 +44,7 @@ std::string PolicyDir() {
   return SAFEGATE_POLICY_DIR;
 }
 
-std::vector<std::string> CaseFiles() {
-  std::vector<std::string> files;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(PolicyDir() + "/tests", ec)) {
-    if (e.path().extension() == ".toml") files.push_back(e.path().string());
-  }
-  std::sort(files.begin(), files.end());
-  return files;
-}
-
-json TomlToJson(const toml::node& node) {
-  if (const toml::table* t = node.as_table()) {
-    json j = json::object();
-    for (const auto& [k, v] : *t) j[std::string(k.str())] = TomlToJson(v);
-    return j;
-  }
-  if (const toml::array* a = node.as_array()) {
-    json j = json::array();
-    for (const toml::node& v : *a) j.push_back(TomlToJson(v));
-    return j;
-  }
-  if (node.is_string()) return *node.value<std::string>();
-  if (node.is_integer()) return *node.value<int64_t>();
-  if (node.is_floating_point()) return *node.value<double>();
-  if (node.is_boolean()) return *node.value<bool>();
-  std::ostringstream text;
-  if (const auto* d = node.as_date()) text << d->get();
-  return text.str();
-}
-
-// A valid NHS number in the 999 range reserved for testing, different for each `n`.
-std::string TestNhsNumber(int n) {
-  for (int candidate = n * 7;; ++candidate) {
-    std::string digits = "999" + std::string(6 - std::to_string(candidate % 1000000).size(), '0') +
-                         std::to_string(candidate % 1000000);
-    int sum = 0;
-    for (int i = 0; i < 9; ++i) sum += (digits[i] - '0') * (10 - i);
-    const int check = 11 - sum % 11;
-    if (check == 10) continue;
-    digits += static_cast<char>('0' + (check == 11 ? 0 : check));
-    if (record::IsValidNhsNumber(digits)) return digits;
-  }
-}
-
-std::string Join(const std::vector<std::string>& items, const std::string& sep) {
-  std::string out;
-  for (const std::string& s : items) out += (out.empty() ? "" : sep) + s;
-  return out;
-}
-
-bool Receives(policy::Role role) {
-  return role == policy::Role::kPolice || role == policy::Role::kHealth ||
-         role == policy::Role::kCsc;
-}
-
-// The record the case describes, as a push from its source: the case's record (or one built
-// from its kind, classification and birth date), with its subject references made unique to
-// the case so that consent recorded for one case does not reach another.
-record::Record CaseRecord(const policy::PolicyCase& c, int n) {
-  record::Record r;
-  if (c.record) {
-    auto parsed = record::ParseRecord(*c.record);
-    if (!parsed.ok()) throw std::runtime_error("case record: " + parsed.status().ToString());
-    r = std::move(*parsed);
-  } else {
-    r.kind = c.input.kind;
-    r.classification = c.input.classification;
-    r.subject.birth_date = c.input.birth_date;
-    r.subject.local_ids = {{"csc:bradford", "CASE"}};
-    r.body = {{"type", "concern"}, {"status", "active"}};
-  }
-  if (r.subject.nhs_number || r.subject.local_ids.empty()) {
-    r.subject.nhs_number = TestNhsNumber(n);
-  }
-  for (record::LocalId& id : r.subject.local_ids) id.value += "-" + std::to_string(n);
-  // What the case gives explicitly wins over its record, as for the engine.
-  r.kind = c.input.kind;
-  r.classification = c.input.classification;
-  r.subject.birth_date = c.input.birth_date;
-  r.source.agency = c.input.source.agency;
-  r.source.record_id = "CASE-" + std::to_string(n);
-  r.source.version = 1;
-  if (r.source.recorded_at.empty()) r.source.recorded_at = "2024-01-01T00:00:00Z";
-  if (r.source.system.empty()) r.source.system = "test";
-  return r;
-}
+std::vector<std::string> CaseFiles() { return policy::testing::CaseFiles(PolicyDir()); }
 
 class CasesThroughGatewayTest : public ::testing::TestWithParam<std::string> {};
 
@@ -142,27 +59,12 @@ TEST_P(CasesThroughGatewayTest, EveryCaseIsDecidedAsTheEngineAndTheFileSay) {
   ASSERT_TRUE(h.Open().ok());
   const auto registry = TestRegistry();
 
-  toml::table root = toml::parse_file(file);
-  ASSERT_EQ(root["policy"].value_or(std::string()), "../default.toml")
-      << file << " runs against another policy; this test drives the shipped one";
-  json defaults = root.get("defaults") ? TomlToJson(*root.get("defaults")) : json::object();
-  const toml::array* cases = root["case"].as_array();
-  ASSERT_NE(cases, nullptr);
-
   int n = 0, delivered = 0, refused_by_store = 0, refused_override = 0;
-  for (const toml::node& node : *cases) {
-    ++n;
-    const toml::table& t = *node.as_table();
-    const std::string name = t["name"].value_or(std::string());
-    const std::string where = file + ":" + std::to_string(node.source().begin.line) + " " + name;
-    SCOPED_TRACE(where);
-    json in = defaults;
-    const json case_input = TomlToJson(*t.get("input"));
-    for (const auto& [k, v] : case_input.items()) in[k] = v;
-    const json expect = TomlToJson(*t.get("expect"));
-    auto parsed = policy::ParseCaseInput(in, where, PolicyDir() + "/tests", std::nullopt);
-    ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
-    policy::PolicyCase c = std::move(*parsed);
+  for (policy::testing::LoadedCase& lc : policy::testing::LoadCases(file, PolicyDir())) {
+    n = lc.n;
+    SCOPED_TRACE(lc.where);
+    const json& expect = lc.expect;
+    policy::PolicyCase& c = lc.c;
 
     record::Record rec = CaseRecord(c, n);
     const json rec_json = record::ToJson(rec);
@@ -282,6 +184,22 @@ TEST_P(CasesThroughGatewayTest, EveryCaseIsDecidedAsTheEngineAndTheFileSay) {
       EXPECT_EQ(e.detail["rules_fired"], json(want.rules_fired));
       EXPECT_EQ(e.detail["policy_version"], (*engine)->version());
       EXPECT_EQ(e.detail["consent"], policy::ConsentStateName(c.input.consent));
+      // The entry's reasons are the decision's codes, and its citations resolve (against the
+      // stored policy text) to exactly the sentences and lawful basis the decision gave.
+      EXPECT_EQ(e.reasons, want.reason_codes);
+      EXPECT_FALSE(e.detail.contains("lawful_basis"));
+      EXPECT_EQ(e.detail.contains("basis"), !want.lawful_basis.empty());
+      if (!e.explained.is_object()) {
+        ADD_FAILURE() << "the audit query did not explain entry " << e.seq;
+        continue;
+      }
+      EXPECT_EQ(e.explained["policy_text"], "stored");
+      EXPECT_EQ(e.explained["reasons"], json(want.reasons));
+      if (want.lawful_basis.empty()) {
+        EXPECT_TRUE(e.explained["lawful_basis"].is_null());
+      } else {
+        EXPECT_EQ(e.explained["lawful_basis"], want.lawful_basis);
+      }
       if (want.effect == policy::Effect::kRedact) {
         EXPECT_EQ(e.detail["withheld"], json(redaction.withheld));
       }
