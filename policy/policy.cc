@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "policy/policy_internal.h"
+#include "record/json_pointer.h"
 
 namespace safegate::policy {
 namespace {
@@ -94,29 +95,13 @@ uint16_t Sched12aBits(const std::vector<int>& marks) {
   return bits;
 }
 
-// RFC 6901: "~" -> "~0", "/" -> "~1".
-std::string EscapePointerToken(std::string_view token) {
-  std::string out;
-  out.reserve(token.size());
-  for (char c : token) {
-    if (c == '~') {
-      out += "~0";
-    } else if (c == '/') {
-      out += "~1";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 // Copies from `in` to `out` the members covered by `allowed`, recording the pointers of
 // members left out. `path` is the pointer of `in`.
 void RedactObject(const nlohmann::json& in, const std::string& path,
                   const std::set<std::string, std::less<>>& allowed, nlohmann::json& out,
                   std::vector<std::string>& withheld) {
   for (auto it = in.begin(); it != in.end(); ++it) {
-    std::string member = path + "/" + EscapePointerToken(it.key());
+    std::string member = path + "/" + record::JsonPointerToken(it.key());
     if (allowed.count(member) != 0) {
       out[it.key()] = it.value();
       continue;

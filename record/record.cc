@@ -2,6 +2,7 @@
 // docs/record-model.md is the reference for every rule enforced here; keep them in step.
 
 #include "record/record.h"
+#include "record/json_pointer.h"
 
 #include <algorithm>
 #include <array>
@@ -32,18 +33,7 @@ constexpr size_t kMaxArrayItems = 1000;  // factors, review_dates, enquiry_log
 
 // RFC 6901: "~" and "/" inside a key are escaped so the pointer stays unambiguous.
 std::string Ptr(const std::string& base, std::string_view key) {
-  std::string out = base;
-  out += '/';
-  for (char c : key) {
-    if (c == '~') {
-      out += "~0";
-    } else if (c == '/') {
-      out += "~1";
-    } else {
-      out += c;
-    }
-  }
-  return out;
+  return base + '/' + JsonPointerToken(key);
 }
 std::string Ptr(const std::string& base, size_t index) {
   return base + "/" + std::to_string(index);
@@ -1128,6 +1118,21 @@ const std::vector<Kind>& AllKinds() {
   static const std::vector<Kind> kAll = {Kind::kFlag,       Kind::kOccurrence,     Kind::kReferral,
                                          Kind::kAssessment, Kind::kMissingEpisode, Kind::kPlan};
   return kAll;
+}
+
+std::string JsonPointerToken(std::string_view key) {
+  std::string out;
+  out.reserve(key.size());
+  for (char c : key) {
+    if (c == '~') {
+      out += "~0";
+    } else if (c == '/') {
+      out += "~1";
+    } else {
+      out += c;
+    }
+  }
+  return out;
 }
 
 bool IsValidNhsNumber(std::string_view digits) {

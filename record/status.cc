@@ -1,5 +1,7 @@
 #include "record/status.h"
 
+#include "record/json_pointer.h"
+
 namespace safegate {
 
 std::string_view ErrorCodeName(ErrorCode code) {
@@ -78,6 +80,15 @@ std::string Status::ToString() const {
   if (!detail_.empty()) s += ": " + detail_;
   for (const auto& p : problems_) s += "\n  at " + p.where + ": " + p.what;
   return s;
+}
+
+Status InvalidProblems(std::vector<Problem> p) {
+  std::string detail =
+      p.empty()        ? std::string("invalid input")
+      : p.size() == 1 ? p[0].where + ": " + p[0].what
+                      : std::to_string(p.size()) + " problems; the first: " + p[0].where + ": " +
+                            p[0].what;
+  return {ErrorCode::kInvalidInput, std::move(detail), std::move(p)};
 }
 
 }  // namespace safegate

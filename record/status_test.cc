@@ -1,4 +1,5 @@
 #include "record/status.h"
+#include "record/json_pointer.h"
 
 #include <set>
 #include <string>
@@ -48,6 +49,16 @@ TEST(StatusTest, CodesMatchTheApiContract) {
     EXPECT_EQ(ErrorCodeName(row.code), row.name);
     EXPECT_EQ(HttpStatusFor(row.code), row.http) << row.name;
   }
+}
+
+TEST(StatusTest, InvalidProblemsNamesTheOneProblemOrCountsThem) {
+  Status one = InvalidProblems({{"/subject", "required field missing"}});
+  EXPECT_EQ(one.code(), ErrorCode::kInvalidInput);
+  EXPECT_EQ(one.detail(), "/subject: required field missing");
+  ASSERT_EQ(one.problems().size(), 1u);
+  Status two = InvalidProblems({{"/a", "bad"}, {"/b", "worse"}});
+  EXPECT_EQ(two.detail(), "2 problems; the first: /a: bad");
+  EXPECT_EQ(two.problems().size(), 2u);
 }
 
 TEST(StatusTest, DefaultIsOkAndFactoriesSetCodes) {

@@ -13,6 +13,7 @@
 #include "daemon/core/time_format.h"
 #include "policy/consent.h"
 #include "policy/policy.h"
+#include "record/json_pointer.h"
 
 namespace safegate {
 
@@ -71,17 +72,9 @@ std::chrono::system_clock::time_point TimePoint(int64_t ms) {
   return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
 }
 
-Status Invalid(std::vector<Problem> problems) {
-  std::string detail = problems.size() == 1
-                           ? problems[0].where + ": " + problems[0].what
-                           : std::to_string(problems.size()) + " problems; the first: " +
-                                 problems[0].where + ": " + problems[0].what;
-  return Status::Invalid(std::move(detail), std::move(problems));
-}
-
 // The body of POST /v1/consents, checked. Problems name JSON pointers and never echo values.
 Result<ConsentRecord> ParseConsentBody(const json& body, int64_t now) {
-  if (!body.is_object()) return Invalid({{"body", "must be a JSON object"}});
+  if (!body.is_object()) return InvalidProblems({{"body", "must be a JSON object"}});
   std::vector<Problem> problems;
   static const std::set<std::string> kMembers = {"subject",     "purpose",     "status",
                                                  "recorded_by", "recorded_at", "evidence"};
@@ -151,7 +144,7 @@ Result<ConsentRecord> ParseConsentBody(const json& body, int64_t now) {
       out.evidence = it->get<std::string>();
     }
   }
-  if (!problems.empty()) return Invalid(std::move(problems));
+  if (!problems.empty()) return InvalidProblems(std::move(problems));
   return out;
 }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "record/record.h"
+#include "record/json_pointer.h"
 
 namespace safegate {
 
@@ -132,11 +133,7 @@ Status PolicyDeliveryPolicy::CheckPush(const PushRequest& request) const {
     }
   }
   if (problems.empty()) return Status::Ok();
-  std::string detail = problems.size() == 1
-                           ? problems[0].where + ": " + problems[0].what
-                           : std::to_string(problems.size()) + " problems; the first: " +
-                                 problems[0].where + ": " + problems[0].what;
-  return Status::Invalid(std::move(detail), std::move(problems));
+  return InvalidProblems(std::move(problems));
 }
 
 std::shared_ptr<const policy::Policy> PolicyDeliveryPolicy::Snapshot() const {

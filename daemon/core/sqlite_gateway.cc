@@ -38,6 +38,7 @@
 #include "daemon/core/subject_report.h"  // the subject access report (its own file)
 #include "daemon/core/transfers.h"       // out-of-area transfers (their own file)
 #include "record/record.h"
+#include "record/json_pointer.h"
 
 namespace safegate {
 namespace {
@@ -181,12 +182,6 @@ Result<PushOutcome> OutcomeFromJson(const json& j) {
     out.deliveries.push_back(std::move(del));
   }
   return out;
-}
-
-std::string DetailOrFirstProblem(const std::vector<Problem>& problems) {
-  if (problems.size() == 1) return problems[0].where + ": " + problems[0].what;
-  return std::to_string(problems.size()) + " problems; the first: " + problems[0].where + ": " +
-         problems[0].what;
 }
 
 // An open file descriptor holding an exclusive flock on <data_dir>/safegate.lock: one
@@ -765,8 +760,7 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
     recipients.push_back(agency);
   }
   if (!problems.empty()) {
-    std::string detail = DetailOrFirstProblem(problems);
-    return Status::Invalid(std::move(detail), std::move(problems));
+    return InvalidProblems(std::move(problems));
   }
 
   // The policy's own checks (purpose, override), then what its decisions need: one policy
@@ -1162,8 +1156,7 @@ Status SqliteGateway::DoQueryAudit(const Caller& caller, const AuditFilter& filt
     problems.push_back({"from", "is after to"});
   }
   if (!problems.empty()) {
-    std::string detail = DetailOrFirstProblem(problems);
-    return Status::Invalid(std::move(detail), std::move(problems));
+    return InvalidProblems(std::move(problems));
   }
 
   // A subject is found only through the blind index of its reference: the key it maps to
@@ -1329,8 +1322,7 @@ Status SqliteGateway::DoGetInclusionProof(const Caller& caller, int64_t seq, int
                                    ")"});
   }
   if (!problems.empty()) {
-    std::string detail = DetailOrFirstProblem(problems);
-    return Status::Invalid(std::move(detail), std::move(problems));
+    return InvalidProblems(std::move(problems));
   }
   auto q = db_->Prepare("SELECT entry FROM audit WHERE seq = ?1");
   if (!q.ok()) return q.status();
@@ -1363,8 +1355,7 @@ Status SqliteGateway::DoGetConsistencyProof(const Caller& caller, int64_t first,
     problems.push_back({"first", "must be between 1 and second"});
   }
   if (!problems.empty()) {
-    std::string detail = DetailOrFirstProblem(problems);
-    return Status::Invalid(std::move(detail), std::move(problems));
+    return InvalidProblems(std::move(problems));
   }
   auto path = audit::ConsistencyProof(audit_.nodes(), static_cast<uint64_t>(first),
                                       static_cast<uint64_t>(second));
@@ -1392,8 +1383,7 @@ Status SqliteGateway::DoEraseSubject(const Caller& caller, const std::string& su
                                   "as retention_expired); free text is not kept"});
   }
   if (!problems.empty()) {
-    std::string detail = DetailOrFirstProblem(problems);
-    return Status::Invalid(std::move(detail), std::move(problems));
+    return InvalidProblems(std::move(problems));
   }
   auto key_id = subject_keys_.Find(ref->ToString());
   if (!key_id.ok()) return key_id.status();

@@ -15,6 +15,7 @@
 #include "daemon/transfer/bundle.h"
 #include "daemon/transfer/settings.h"
 #include "record/record.h"
+#include "record/json_pointer.h"
 
 namespace safegate {
 
@@ -64,14 +65,6 @@ constexpr size_t kMaxRecords = 1000;
 constexpr int kMaxSweepTransfers = 1000;
 constexpr const char* kRefFormat =
     "must be a subject reference: nhs:<10 digits>, csc:<area>:<id> or police:<force>:<id>";
-
-Status Invalid(std::vector<Problem> problems) {
-  std::string detail = problems.size() == 1
-                           ? problems[0].where + ": " + problems[0].what
-                           : std::to_string(problems.size()) + " problems; the first: " +
-                                 problems[0].where + ": " + problems[0].what;
-  return Status::Invalid(std::move(detail), std::move(problems));
-}
 
 bool IsBlank(const std::string& s) {
   return s.find_first_not_of(" \t\r\n") == std::string::npos;
@@ -353,7 +346,7 @@ Result<std::unique_ptr<TransferStore>> TransferStore::Open(StoreContext& store,
   if (settings.escalation_interval_ms <= 0) {
     problems.push_back({"transfers.escalation_interval", "must be more than 0"});
   }
-  if (!problems.empty()) return Invalid(std::move(problems));
+  if (!problems.empty()) return InvalidProblems(std::move(problems));
   return std::unique_ptr<TransferStore>(
       new TransferStore(store, policy, std::move(*keys), std::move(calendar), settings));
 }
@@ -466,7 +459,7 @@ Status TransferStore::RunPropose(const Caller& caller, const json& body, json& o
     return Status::Forbidden("a transfer is proposed at the gateway of the sending area (" +
                              cfg.area + "); " + caller.agency + " is in " + caller.area);
   }
-  if (!body.is_object()) return Invalid({{"body", "must be a JSON object"}});
+  if (!body.is_object()) return InvalidProblems({{"body", "must be a JSON object"}});
   std::vector<Problem> problems;
   CheckMembers(body, {"subject", "to_area", "reason", "records", "note"}, problems);
 
@@ -541,7 +534,7 @@ Status TransferStore::RunPropose(const Caller& caller, const json& body, json& o
       }
     }
   }
-  if (!problems.empty()) return Invalid(std::move(problems));
+  if (!problems.empty()) return InvalidProblems(std::move(problems));
 
   const config::Agency* police =
       registry ? registry->FindByRole(cfg.area, config::Role::kPolice) : nullptr;
@@ -687,7 +680,7 @@ TypedJob<json> TransferStore::PrepareGet(const Caller& caller, std::string trans
 Status TransferStore::RunAnswer(const Caller& caller, const std::string& id,
                                 const std::string& action, const json& body, json& out) {
   const int64_t now = store_.StoreNowMs();
-  if (!body.is_object()) return Invalid({{"body", "must be a JSON object"}});
+  if (!body.is_object()) return InvalidProblems({{"body", "must be a JSON object"}});
   std::vector<Problem> problems;
   std::optional<LeadRole> role;
   std::string text;
@@ -715,7 +708,7 @@ Status TransferStore::RunAnswer(const Caller& caller, const std::string& id,
   } else {
     return Status::NotFound("no such transfer action");
   }
-  if (!problems.empty()) return Invalid(std::move(problems));
+  if (!problems.empty()) return InvalidProblems(std::move(problems));
   if (!transfer::IsTransferId(id)) return Status::NotFound(NotFoundText());
   auto t = LoadTransfer(store_, id);
   if (!t.ok()) return t.status();

@@ -9,6 +9,7 @@
 #include "adapters/registry.h"
 #include "daemon/server/http_util.h"
 #include "record/record.h"
+#include "record/json_pointer.h"
 
 namespace safegate::server {
 
@@ -112,21 +113,6 @@ bool Matches(const Route& route, const std::vector<std::string>& segments,
   }
   if (params != nullptr) *params = std::move(values);
   return true;
-}
-
-// A JSON pointer token for an object key (RFC 6901: '~' -> "~0", '/' -> "~1").
-std::string PointerToken(std::string_view key) {
-  std::string out;
-  for (char c : key) {
-    if (c == '~') {
-      out += "~0";
-    } else if (c == '/') {
-      out += "~1";
-    } else {
-      out += c;
-    }
-  }
-  return out;
 }
 
 std::string Dump(const json& value) {
@@ -406,7 +392,7 @@ void Api::PushRecord(std::shared_ptr<Call> call) const {
   }
   for (const auto& [key, value] : body.items()) {
     if (key != "record" && key != "purpose" && key != "recipients" && key != "override") {
-      problems.push_back({"/" + PointerToken(key), "unknown field"});
+      problems.push_back({"/" + record::JsonPointerToken(key), "unknown field"});
     }
   }
   PushRequest push;

@@ -9,6 +9,7 @@
 
 #include "daemon/transfer/working_days.h"
 #include "record/record.h"
+#include "record/json_pointer.h"
 
 namespace safegate::transfer {
 namespace {
@@ -56,7 +57,7 @@ class Reader {
     }
     for (const auto& [k, v] : j.items()) {
       if (std::find(keys.begin(), keys.end(), k) == keys.end()) {
-        Fail(std::string(where) + "/" + Escape(k), "unknown member");
+        Fail(std::string(where) + "/" + record::JsonPointerToken(k), "unknown member");
       }
     }
     return true;
@@ -118,20 +119,6 @@ class Reader {
       return std::nullopt;
     }
     return static_cast<int>(v->get<int64_t>());
-  }
-
-  static std::string Escape(std::string_view key) {  // RFC 6901
-    std::string out;
-    for (char c : key) {
-      if (c == '~') {
-        out += "~0";
-      } else if (c == '/') {
-        out += "~1";
-      } else {
-        out += c;
-      }
-    }
-    return out;
   }
 
  private:
@@ -626,7 +613,8 @@ OpenResult OpenBundle(std::string_view sealed, const GatewayKeys& own, std::stri
   }
   for (const auto& [k, v] : env.items()) {
     if (k != "payload" && k != "signature" && k != "signer_area") {
-      return Refuse(RefusalCode::kMalformed, "unknown member", "/envelope/" + Reader::Escape(k));
+      return Refuse(RefusalCode::kMalformed, "unknown member",
+                    "/envelope/" + record::JsonPointerToken(k));
     }
   }
   const auto payload_it = env.find("payload");

@@ -31,6 +31,10 @@ std::string SafegatedPath();
 // Runs a program to completion; returns its exit status and (in `output`) stdout+stderr.
 Result<int> RunProgram(const std::vector<std::string>& argv, std::string* output);
 
+// GET http://127.0.0.1:port/path (an admin listener: /metrics, /healthz) over plain HTTP; the
+// whole answer (status line, headers, body) as text, or "" when nothing answered in 10 s.
+std::string LoopbackGet(uint16_t port, const std::string& path);
+
 class Sandbox {
  public:
   struct Area {
