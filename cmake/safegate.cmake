@@ -16,3 +16,12 @@ function(safegate_test name)
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 TEST_PREFIX "${name}."
     PROPERTIES ENVIRONMENT "SAFEGATE_SOURCE_DIR=${PROJECT_SOURCE_DIR}\\;SAFEGATE_BINARY_DIR=${PROJECT_BINARY_DIR}")
 endfunction()
+
+# safegate_malloc(target): link an executable with jemalloc when the build uses it
+# (SAFEGATE_JEMALLOC, not with sanitizers or fuzzing). It replaces malloc for the whole
+# process, so it is linked into executables only, never into libraries.
+function(safegate_malloc target)
+  if(TARGET PkgConfig::JEMALLOC)
+    target_link_libraries(${target} PRIVATE PkgConfig::JEMALLOC)
+  endif()
+endfunction()

@@ -1,17 +1,16 @@
 #include "daemon/audit/merkle.h"
 
-#include <sodium.h>
-
 #include <algorithm>
 #include <bit>
 #include <cassert>
 
 #include "daemon/audit/encoding.h"
+#include "daemon/audit/sha256.h"
 
 namespace safegate::audit {
 namespace {
 
-static_assert(kHashSize == crypto_hash_sha256_BYTES);
+static_assert(kHashSize == std::tuple_size_v<Sha256Digest>);
 
 constexpr int kMaxLevel = 63;  // 2^63 leaves is beyond anything an int64 seq can number
 
@@ -87,34 +86,20 @@ Status Fail(std::string what) { return Status::Invalid(std::move(what)); }
 }  // namespace
 
 Hash LeafHash(std::string_view entry) {
-  static constexpr unsigned char kLeafPrefix = 0x00;
-  crypto_hash_sha256_state state;
-  crypto_hash_sha256_init(&state);
-  crypto_hash_sha256_update(&state, &kLeafPrefix, 1);
-  crypto_hash_sha256_update(&state, reinterpret_cast<const unsigned char*>(entry.data()),
-                            entry.size());
-  Hash out;
-  crypto_hash_sha256_final(&state, out.data());
-  return out;
+  static constexpr char kLeafPrefix = 0x00;
+  return Sha256Of({std::string_view(&kLeafPrefix, 1), entry});
 }
 
 Hash NodeHash(const Hash& left, const Hash& right) {
-  // One contiguous 65-byte message rather than three updates: this is the inner loop of
-  // appends and verification.
-  unsigned char buf[1 + 2 * kHashSize];
+  // One contiguous 65-byte message: this is the inner loop of appends and verification.
+  char buf[1 + 2 * kHashSize];
   buf[0] = 0x01;
   std::copy(left.begin(), left.end(), buf + 1);
   std::copy(right.begin(), right.end(), buf + 1 + kHashSize);
-  Hash out;
-  crypto_hash_sha256(out.data(), buf, sizeof buf);
-  return out;
+  return Sha256Of({std::string_view(buf, sizeof buf)});
 }
 
-Hash EmptyRoot() {
-  Hash out;
-  crypto_hash_sha256(out.data(), nullptr, 0);
-  return out;
-}
+Hash EmptyRoot() { return Sha256Of({}); }
 
 std::string HashHex(const Hash& hash) { return ToHex(std::span<const uint8_t>(hash)); }
 

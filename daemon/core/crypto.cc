@@ -11,12 +11,14 @@
 #include <cstring>
 #include <filesystem>
 
+#include "daemon/audit/sha256.h"
+
 namespace safegate::core {
 namespace {
 
 static_assert(kKeyBytes == crypto_aead_xchacha20poly1305_ietf_KEYBYTES);
 static_assert(kNonceBytes == crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
-static_assert(kHashBytes == crypto_hash_sha256_BYTES);
+static_assert(kHashBytes == std::tuple_size_v<audit::Sha256Digest>);
 
 // The blind-index key is subkey 1 of the at-rest key under this 8-byte context.
 constexpr uint64_t kBlindIndexSubkey = 1;
@@ -107,13 +109,8 @@ Status InitSodium() {
 std::string Sha256(std::string_view data) { return Sha256(data, {}); }
 
 std::string Sha256(std::string_view a, std::string_view b) {
-  crypto_hash_sha256_state st;
-  crypto_hash_sha256_init(&st);
-  crypto_hash_sha256_update(&st, reinterpret_cast<const unsigned char*>(a.data()), a.size());
-  crypto_hash_sha256_update(&st, reinterpret_cast<const unsigned char*>(b.data()), b.size());
-  std::string out(kHashBytes, '\0');
-  crypto_hash_sha256_final(&st, reinterpret_cast<unsigned char*>(out.data()));
-  return out;
+  const audit::Sha256Digest digest = audit::Sha256Of({a, b});
+  return std::string(digest.begin(), digest.end());
 }
 
 std::string Hex(std::string_view bytes) {

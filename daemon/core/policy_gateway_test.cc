@@ -238,6 +238,28 @@ TEST_F(PolicyGatewayTest, DenyStoresNoMessageAndAuditsTheReasons) {
   EXPECT_EQ(e->explained["reasons"], json(e->reasons));
 }
 
+TEST_F(PolicyGatewayTest, AReplayGetsTheFirstAnswerWordForWord) {
+  // A permit and a redaction, then a denial and a permit: every kind of delivery answer.
+  const PushRequest pushes[] = {
+      Push("wyp", "OCC-R1", {"bradford-csc", "bthft"}, "safeguarding"),
+      Push("wyp", "OCC-R2", {"bthft", "bradford-csc"}, "s47_enquiry")};
+  for (const PushRequest& p : pushes) {
+    auto first = h.Push("wyp", p);
+    ASSERT_TRUE(first.ok()) << first.status().ToString();
+    ASSERT_TRUE(first->created);
+    auto again = h.Push("wyp", p);
+    ASSERT_TRUE(again.ok()) << again.status().ToString();
+    EXPECT_FALSE(again->created);
+    EXPECT_EQ(again->ToJson(), first->ToJson());
+    EXPECT_THAT(Join(again->deliveries[0].reasons), HasSubstr("policy version: "));
+  }
+  // Stored by citation, not as the prose the caller was given.
+  EXPECT_EQ(CountRows(h.db_path(), "records"), 2);
+  EXPECT_EQ(CountRows(h.db_path(), "records", "response_json LIKE '%\"codes\"%'"), 2);
+  EXPECT_EQ(CountRows(h.db_path(), "records", "response_json LIKE '%rules fired%'"), 0);
+  EXPECT_EQ(CountRows(h.db_path(), "records", "response_json LIKE '%lawful basis%'"), 0);
+}
+
 TEST_F(PolicyGatewayTest, HandlingCodeCGoesToPoliceOnly) {
   PushRequest p = Push("wyp", "INT-1", {"bradford-csc", "cambs-police"}, "missing_child");
   p.record.classification.handling = "C";
@@ -622,6 +644,15 @@ TEST_F(PolicyReloadTest, GoodFileIsReloadedAndBadFileKeepsTheOldPolicy) {
   ASSERT_TRUE(still.ok());
   EXPECT_EQ(still->deliveries[0].decision, "permit");
   EXPECT_THAT(Join(still->deliveries[0].reasons), HasSubstr("policy version: " + good->version));
+
+  // A replay of a push decided under the earlier version gets that version's words, from
+  // its stored text.
+  auto replay = h.Push("wyp", Push("wyp", "R-1", {"bradford-csc"}, "safeguarding"));
+  ASSERT_TRUE(replay.ok()) << replay.status().ToString();
+  EXPECT_FALSE(replay->created);
+  EXPECT_EQ(replay->ToJson(), before->ToJson());
+  EXPECT_THAT(Join(replay->deliveries[0].reasons),
+              HasSubstr("policy version: " + good->previous_version));
 
   const auto trail = Trail();
   const AuditEntry* reloaded = FindAction(trail, "policy_reloaded");

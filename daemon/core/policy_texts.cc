@@ -75,4 +75,93 @@ void PolicyExplainer::Explain(AuditEntry& e) {
                  {"policy_text", p ? "stored" : "not stored"}};
 }
 
+namespace {
+
+// The answer's reasons for a cited delivery under `p` (as DecideInContext composes them);
+// nullopt if `cited` is malformed or `p` has no permit rule it cites.
+std::optional<std::vector<std::string>> Spell(const json& cited, const policy::Policy& p) {
+  auto codes = cited.find("codes");
+  auto fired = cited.find("rules_fired");
+  if (codes == cited.end() || !codes->is_array() || fired == cited.end() || !fired->is_array()) {
+    return std::nullopt;
+  }
+  std::vector<std::string> reasons;
+  reasons.reserve(codes->size() + 3);
+  for (const json& c : *codes) {
+    if (!c.is_string()) return std::nullopt;
+    reasons.push_back(p.ExplainReason(c.get_ref<const std::string&>()));
+  }
+  std::string line = "rules fired: ";
+  for (size_t i = 0; i < fired->size(); ++i) {
+    const json& r = (*fired)[i];
+    if (!r.is_string()) return std::nullopt;
+    if (i > 0) line += ", ";
+    line += r.get_ref<const std::string&>();
+  }
+  reasons.push_back(std::move(line));
+  if (auto basis = cited.find("basis"); basis != cited.end()) {
+    auto rule = cited.find("governing_rule");
+    if (!basis->is_array() || rule == cited.end() || !rule->is_string()) return std::nullopt;
+    bool art9 = false, art10 = false;
+    for (const json& b : *basis) {
+      if (b == "art9") art9 = true;
+      if (b == "art10") art10 = true;
+    }
+    auto text = p.LawfulBasisOf(rule->get_ref<const std::string&>(), art9, art10);
+    if (!text) return std::nullopt;
+    reasons.push_back("lawful basis: " + *text);
+  }
+  reasons.push_back("policy version: " + p.version());
+  return reasons;
+}
+
+}  // namespace
+
+std::optional<json> CiteDelivery(const Delivery& delivery, const DeliveryDecision& decision,
+                                 const policy::Policy* policy) {
+  const json& detail = decision.audit_detail;
+  if (policy == nullptr || !detail.is_object()) return std::nullopt;
+  auto version = detail.find("policy_version");
+  auto fired = detail.find("rules_fired");
+  if (version == detail.end() || *version != policy->version() || fired == detail.end()) {
+    return std::nullopt;
+  }
+  json cited = {{"recipient", delivery.recipient},
+                {"decision", delivery.decision},
+                {"message_id", delivery.message_id.empty() ? json(nullptr)
+                                                           : json(delivery.message_id)},
+                {"codes", decision.audit_reasons},
+                {"rules_fired", *fired},
+                {"policy_version", *version}};
+  if (auto rule = detail.find("governing_rule"); rule != detail.end()) {
+    cited["governing_rule"] = *rule;
+  }
+  if (auto basis = detail.find("basis"); basis != detail.end()) cited["basis"] = *basis;
+  // Stored cited only if a replay will answer word for word what the caller was answered.
+  auto again = Spell(cited, *policy);
+  if (!again || *again != delivery.reasons) return std::nullopt;
+  return cited;
+}
+
+Result<std::vector<std::string>> CitedReasons(const json& cited, PolicyExplainer& policies) {
+  auto version = cited.find("policy_version");
+  auto codes = cited.find("codes");
+  if (version == cited.end() || !version->is_string() || codes == cited.end() ||
+      !codes->is_array()) {
+    return Status::Internal("store: a stored delivery's citation is malformed");
+  }
+  const std::string& v = version->get_ref<const std::string&>();
+  if (const policy::Policy* p = policies.Find(v)) {
+    if (auto reasons = Spell(cited, *p)) return *reasons;
+    return Status::Internal("store: a stored delivery cites what policy " + v.substr(0, 12) +
+                            " does not hold");
+  }
+  std::vector<std::string> reasons;
+  for (const json& c : *codes) {
+    if (c.is_string()) reasons.push_back(c.get<std::string>());
+  }
+  reasons.push_back("policy version: " + v + " (its text is not stored here)");
+  return reasons;
+}
+
 }  // namespace safegate::core

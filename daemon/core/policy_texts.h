@@ -17,7 +17,9 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "daemon/core/gateway.h"
 #include "daemon/core/sqlite.h"
@@ -44,12 +46,38 @@ class PolicyExplainer {
   // the codes as they are, and says so.
   void Explain(AuditEntry& e);
 
- private:
+  // The policy of `version`: the current one, or the stored text of that version parsed
+  // (checked against its hash). Null when no matching text is stored. Owned by this object.
   const policy::Policy* Find(const std::string& version);
+
+ private:
 
   Db& db_;
   std::shared_ptr<const policy::Policy> current_;
   std::map<std::string, std::shared_ptr<const policy::Policy>> loaded_;  // null: not stored
 };
+
+// ---- The stored push answer (records.response_json) ------------------------------------
+//
+// A replay of a push gets its first answer again, so the answer is stored with the record.
+// A delivery the sharing policy decided is stored as its audit entry records it: the reason
+// codes, the rules fired and the lawful-basis citation under the policy version
+// ({"recipient", "decision", "message_id", "codes", "rules_fired", "policy_version",
+// "governing_rule"?, "basis"?}); a replay spells the sentences out again from that version's
+// text. The prose (about 1 KB per delivery) would otherwise make every record row span
+// several pages.
+
+// The stored form of `delivery` as decided by `decision` under `policy`, or nullopt when the
+// citation would not give back exactly the reasons the caller was answered (the placeholder
+// policy, a builtin guard's answer): such a delivery is stored with its reasons.
+std::optional<nlohmann::json> CiteDelivery(const Delivery& delivery,
+                                           const DeliveryDecision& decision,
+                                           const policy::Policy* policy);
+
+// The reasons of a cited delivery (CiteDelivery's form), from the policy version it cites.
+// When that version's text is not stored, the codes as they stand and a line saying so.
+// kInternal when `cited` is malformed.
+Result<std::vector<std::string>> CitedReasons(const nlohmann::json& cited,
+                                              PolicyExplainer& policies);
 
 }  // namespace safegate::core

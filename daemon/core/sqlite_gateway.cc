@@ -158,7 +158,9 @@ PushPrepared PreparePush(const PushRequest& req, const AtRestKey& key, int64_t n
   return p;
 }
 
-Result<PushOutcome> OutcomeFromJson(const json& j) {
+// A stored push answer (records.response_json; policy_texts.h, "The stored push answer").
+// `policies` spells out the deliveries stored as citations.
+Result<PushOutcome> OutcomeFromJson(const json& j, core::PolicyExplainer& policies) {
   PushOutcome out;
   out.created = false;
   if (!j.is_object() || !j.contains("record_id") || !j["record_id"].is_string() ||
@@ -174,7 +176,11 @@ Result<PushOutcome> OutcomeFromJson(const json& j) {
     if (d.contains("message_id") && d["message_id"].is_string()) {
       del.message_id = d["message_id"].get<std::string>();
     }
-    if (d.contains("reasons") && d["reasons"].is_array()) {
+    if (d.contains("codes")) {
+      auto reasons = core::CitedReasons(d, policies);
+      if (!reasons.ok()) return reasons.status();
+      del.reasons = std::move(*reasons);
+    } else if (d.contains("reasons") && d["reasons"].is_array()) {
       for (const json& r : d["reasons"]) {
         if (r.is_string()) del.reasons.push_back(r.get<std::string>());
       }
@@ -714,7 +720,8 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
       }
       auto first = ParseStoredJson(f.Text(2), "a stored push answer");
       if (!first.ok()) return first.status();
-      auto replay = OutcomeFromJson(*first);
+      core::PolicyExplainer policies(*db_, policy_->Snapshot());
+      auto replay = OutcomeFromJson(*first, policies);
       if (!replay.ok()) return replay.status();
       out = std::move(*replay);
       return Status::Ok();  // nothing new happened, so nothing new is audited
@@ -848,7 +855,22 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
     s.Bind(4, req.record.source.version).BindBlob(5, content_hash);
     s.Bind(6, record::KindName(req.record.kind)).Bind(7, subject).Bind(8, req.purpose);
     s.Bind(9, now).BindBlob(10, nonce).BindBlob(11, ciphertext);
-    s.Bind(12, record::CanonicalJson(out.ToJson()));
+    // The answer for replays, the policy's deliveries by citation (policy_texts.h).
+    json deliveries = json::array();
+    for (size_t i = 0; i < planned.size(); ++i) {
+      const Delivery& del = out.deliveries[i];
+      if (auto cited = core::CiteDelivery(del, planned[i].decision, context.policy.get())) {
+        deliveries.push_back(std::move(*cited));
+      } else {
+        deliveries.push_back({{"recipient", del.recipient},
+                              {"decision", del.decision},
+                              {"reasons", del.reasons},
+                              {"message_id", del.message_id.empty() ? json(nullptr)
+                                                                    : json(del.message_id)}});
+      }
+    }
+    s.Bind(12, record::CanonicalJson(
+                   json{{"record_id", out.record_id}, {"deliveries", std::move(deliveries)}}));
     s.Bind(13, until_or_null(retention.record_until_ms));
     if (Status st = s.Run(); !st.ok()) return st;
   }
