@@ -126,9 +126,19 @@ struct PushPrepared {
   // Decisions made before the push was queued (SqliteGateway::Predecide), for a subject with
   // no consent statement: the writer takes them (moves them out; it is their only user once
   // queued) when every input of the decision is still the same, and decides itself otherwise.
+  // What follows from a decision and needs no database read, made with it: the message id,
+  // the redacted view sealed under that id, and the form the answer is stored in.
+  struct Ahead {
+    bool made = false;
+    std::string message_id;  // empty on deny
+    std::string view_nonce, view_ciphertext;  // redact only
+    std::optional<json> cited;  // the stored answer's form (CiteDelivery); nullopt: as answered
+    json entry_detail;          // the delivery entry's detail but its deadline (DoPush)
+  };
   struct Predecided {
     config::Agency recipient;  // as the registry gave it
     DeliveryDecision decision;
+    Ahead ahead;
   };
   mutable std::vector<Predecided> predecided;
   std::shared_ptr<const policy::Policy> predecided_policy;  // null: nothing predecided
@@ -323,7 +333,22 @@ class SqliteGateway final : public Gateway, private core::StoreContext {
     for (const std::string& id : req.recipients) {
       const config::Agency* agency = registry->Find(id);
       if (agency == nullptr) return;  // refused on the writer; nothing to reuse
-      p.predecided.push_back({*agency, policy_->DecideInContext(caller, req, *agency, context)});
+      PushPrepared::Predecided pre{*agency, policy_->DecideInContext(caller, req, *agency, context),
+                                   {}};
+      const DeliveryDecision& d = pre.decision;
+      PushPrepared::Ahead& ahead = pre.ahead;
+      if (d.decision != "deny") ahead.message_id = core::TimeOrderedId("msg_", context.now_ms);
+      if (d.decision == "redact" && d.redacted_record) {
+        auto sealed = SealJson(*d.redacted_record, ahead.message_id, &ahead.view_nonce);
+        if (!sealed.ok()) return;  // the writer seals, and reports the failure
+        ahead.view_ciphertext = std::move(*sealed);
+      }
+      ahead.cited = core::CiteDelivery(Delivery{agency->id, d.decision, d.reasons, ahead.message_id},
+                                       d, snapshot.get());
+      ahead.entry_detail = {{"recipient", agency->id}};
+      core::MergeAuditDetail(ahead.entry_detail, d);
+      ahead.made = true;
+      p.predecided.push_back(std::move(pre));
     }
     p.predecided_policy = std::move(snapshot);
     p.predecided_day = UtcDay(context.now_ms);
@@ -795,6 +820,7 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
   struct Planned {
     const config::Agency* agency;
     DeliveryDecision decision;
+    PushPrepared::Ahead ahead;  // made before the push was queued, if the decision was
   };
   std::vector<Planned> planned;
   // The decisions made before the push was queued hold if nothing they depend on changed.
@@ -806,11 +832,14 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
   for (size_t r = 0; r < recipients.size(); ++r) {
     const config::Agency* agency = recipients[r];
     DeliveryDecision d;
+    PushPrepared::Ahead made;
     auto& ahead = prepared->predecided;
     if (predecided && !ahead[r].decision.decision.empty() && ahead[r].recipient.id == agency->id &&
         ahead[r].recipient.role == agency->role && ahead[r].recipient.area == agency->area) {
       d = std::move(ahead[r].decision);
+      made = std::move(ahead[r].ahead);
       ahead[r].decision = DeliveryDecision{};  // taken: a job run again decides for itself
+      ahead[r].ahead = PushPrepared::Ahead{};
     } else {
       d = policy_->DecideInContext(caller, req, *agency, context);
     }
@@ -825,9 +854,11 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
       return Status::Internal("policy decided redact without a redacted record");
     }
     Delivery del{agency->id, d.decision, d.reasons, ""};
-    if (d.decision != "deny") del.message_id = core::TimeOrderedId("msg_", now);
+    if (d.decision != "deny") {
+      del.message_id = made.made ? made.message_id : core::TimeOrderedId("msg_", now);
+    }
     out.deliveries.push_back(del);
-    planned.push_back({agency, std::move(d)});
+    planned.push_back({agency, std::move(d), std::move(made)});
   }
 
   // Retention deadlines (R9), written with the rows.
@@ -859,7 +890,11 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
     json deliveries = json::array();
     for (size_t i = 0; i < planned.size(); ++i) {
       const Delivery& del = out.deliveries[i];
-      if (auto cited = core::CiteDelivery(del, planned[i].decision, context.policy.get())) {
+      Planned& pl = planned[i];
+      std::optional<json> cited = pl.ahead.made ? std::move(pl.ahead.cited)
+                                                : core::CiteDelivery(del, pl.decision,
+                                                                     context.policy.get());
+      if (cited) {
         deliveries.push_back(std::move(*cited));
       } else {
         deliveries.push_back({{"recipient", del.recipient},
@@ -887,7 +922,10 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
     const Delivery& del = out.deliveries[i];
     if (del.message_id.empty()) continue;
     std::string view_nonce, view_ciphertext;
-    if (planned[i].decision.decision == "redact") {
+    if (planned[i].decision.decision == "redact" && planned[i].ahead.made) {
+      view_nonce = std::move(planned[i].ahead.view_nonce);
+      view_ciphertext = std::move(planned[i].ahead.view_ciphertext);
+    } else if (planned[i].decision.decision == "redact") {
       auto sealed = SealJson(*planned[i].decision.redacted_record, del.message_id, &view_nonce);
       if (!sealed.ok()) return sealed.status();
       view_ciphertext = std::move(*sealed);
@@ -940,9 +978,14 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
     e.decision = del.decision;
     const DeliveryDecision& d = planned[i].decision;
     e.reasons = d.audit_reasons.empty() ? del.reasons : d.audit_reasons;  // codes, if any
-    e.detail = {{"recipient", del.recipient}};
-    if (!del.message_id.empty()) e.detail["deadline"] = core::FormatTimeMs(deadline);
-    core::MergeAuditDetail(e.detail, planned[i].decision);  // rules, basis, withheld fields
+    if (planned[i].ahead.made) {  // the same detail, merged before the push was queued
+      e.detail = std::move(planned[i].ahead.entry_detail);
+      if (!del.message_id.empty()) e.detail.emplace("deadline", core::FormatTimeMs(deadline));
+    } else {
+      e.detail = {{"recipient", del.recipient}};
+      if (!del.message_id.empty()) e.detail["deadline"] = core::FormatTimeMs(deadline);
+      core::MergeAuditDetail(e.detail, planned[i].decision);  // rules, basis, withheld fields
+    }
     if (Status st = Append(e); !st.ok()) return st;
   }
   // The safeguarding override's entry and notice (policy_push.cc).
