@@ -126,6 +126,37 @@ TEST_F(GatewayTest, AnotherAgencysMessageIsNotFound) {
   EXPECT_EQ(h.Mailbox("bradford-csc")->messages.size(), 1u);  // still unacked
 }
 
+TEST_F(GatewayTest, ARecordBuiltInCodeIsHeldToTheSubjectIdentifierRules) {
+  // Pushes that did not come through ParseRecord: an empty NHS number, a wrong check digit,
+  // no identifier at all, a local id without a value. Each is refused with its pointer, and
+  // nothing but the refusal's audit entry is stored.
+  PushRequest empty = MakePush("wyp", "OCC-ID1", {"bradford-csc"});
+  empty.record.subject.nhs_number = "";
+  PushRequest wrong = MakePush("wyp", "OCC-ID2", {"bradford-csc"});
+  wrong.record.subject.nhs_number = "9434765918";  // 9434765919 with the last digit changed
+  PushRequest none = MakePush("wyp", "OCC-ID3", {"bradford-csc"});
+  none.record.subject.nhs_number.reset();
+  none.record.subject.local_ids.clear();
+  PushRequest blank_id = MakePush("wyp", "OCC-ID4", {"bradford-csc"});
+  blank_id.record.subject.nhs_number.reset();
+  blank_id.record.subject.local_ids = {{"bradford-csc", ""}};
+  const std::pair<PushRequest*, std::string> cases[] = {
+      {&empty, "/record/subject/nhs_number"},
+      {&wrong, "/record/subject/nhs_number"},
+      {&none, "/record/subject"},
+      {&blank_id, "/record/subject/local_ids/0"}};
+  for (const auto& [push, where] : cases) {
+    const int64_t audit_before = h.Count("audit");
+    auto refused = h.Push("wyp", *push);
+    ASSERT_EQ(refused.status().code(), ErrorCode::kInvalidInput) << where;
+    ASSERT_FALSE(refused.status().problems().empty());
+    EXPECT_EQ(refused.status().problems()[0].where, where);
+    EXPECT_EQ(h.Count("records"), 0);
+    EXPECT_EQ(h.Count("messages"), 0);
+    EXPECT_EQ(h.Count("audit"), audit_before + 1);
+  }
+}
+
 TEST_F(GatewayTest, IdempotentReplayAndConflict) {
   auto first = h.Push("wyp", MakePush("wyp", "OCC-7", {"bradford-csc", "bthft"}));
   ASSERT_TRUE(first.ok());

@@ -758,6 +758,24 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
   if (!IsPurpose(req.purpose)) {
     problems.push_back({"/purpose", "must be a purpose slug: 1-64 of a-z, 0-9, '_' and '-'"});
   }
+  // The subject's identifiers key every row and audit entry of the push. A request parsed
+  // from JSON has had them checked (record::ParseRecord); a record built in code is held to
+  // the same rules here, so no push is ever stored under an empty or invalid reference.
+  const record::Subject& who = req.record.subject;
+  if (who.nhs_number && !record::IsValidNhsNumber(*who.nhs_number)) {
+    problems.push_back({"/record/subject/nhs_number",
+                        "must be 10 digits whose check digit is right (modulus 11)"});
+  }
+  if (!who.nhs_number && who.local_ids.empty()) {
+    problems.push_back(
+        {"/record/subject", "needs an identifier: nhs_number or at least one local_ids entry"});
+  }
+  for (size_t i = 0; i < who.local_ids.size(); ++i) {
+    if (who.local_ids[i].system.empty() || who.local_ids[i].value.empty()) {
+      problems.push_back({"/record/subject/local_ids/" + std::to_string(i),
+                          "needs a non-empty system and value"});
+    }
+  }
   const auto registry = Registry();
   std::vector<const config::Agency*> recipients;
   if (req.recipients.empty()) {
