@@ -335,7 +335,7 @@ class SqliteGateway final : public Gateway, private core::StoreContext {
       if (agency == nullptr) return;  // refused on the writer; nothing to reuse
       PushPrepared::Predecided pre{*agency, policy_->DecideInContext(caller, req, *agency, context),
                                    {}};
-      const DeliveryDecision& d = pre.decision;
+      DeliveryDecision& d = pre.decision;
       PushPrepared::Ahead& ahead = pre.ahead;
       if (d.decision != "deny") ahead.message_id = core::TimeOrderedId("msg_", context.now_ms);
       if (d.decision == "redact" && d.redacted_record) {
@@ -347,6 +347,17 @@ class SqliteGateway final : public Gateway, private core::StoreContext {
                                        d, snapshot.get());
       ahead.entry_detail = {{"recipient", agency->id}};
       core::MergeAuditDetail(ahead.entry_detail, d);
+      // What the writer will not read again is freed here rather than on the writer: the
+      // redacted view (sealed above) and the detail (merged above) but its consent state,
+      // which the override's entry reads (policy_push.cc).
+      d.redacted_record.reset();
+      if (d.audit_detail.is_object()) {
+        json kept = json::object();
+        if (auto c = d.audit_detail.find("consent"); c != d.audit_detail.end()) {
+          kept["consent"] = *c;
+        }
+        d.audit_detail = std::move(kept);
+      }
       ahead.made = true;
       p.predecided.push_back(std::move(pre));
     }
@@ -868,7 +879,7 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
     if (d.decision != "permit" && d.decision != "redact" && d.decision != "deny") {
       return Status::Internal("policy returned an unknown decision for a recipient");
     }
-    if (d.decision == "redact" && !d.redacted_record) {
+    if (d.decision == "redact" && !d.redacted_record && !made.made) {
       return Status::Internal("policy decided redact without a redacted record");
     }
     Delivery del{agency->id, d.decision, d.reasons, ""};

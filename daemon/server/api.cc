@@ -116,8 +116,9 @@ bool Matches(const Route& route, const std::vector<std::string>& segments,
 }
 
 std::string Dump(const json& value) {
-  // Never throws: text from the store is UTF-8, but a replacement beats an exception here.
-  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+  // The same bytes as value.dump(-1, ' ', false, error_handler_t::replace) (never throws:
+  // invalid UTF-8 is replaced), written without decoding every ASCII byte (record.h).
+  return record::CanonicalJson(value);
 }
 
 ApiReply JsonReply(int status, const json& body, std::string route) {
