@@ -2,8 +2,11 @@
 // as a push stores it. docs/ingest.md describes the behaviour.
 #include "daemon/core/ingest.h"
 
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <set>
+#include <thread>
 #include <utility>
 
 #include "adapters/registry.h"
@@ -65,6 +68,7 @@ struct ParsedIngest {
   std::vector<std::string> recipients;  // as requested; empty means the defaults
   std::vector<record::Record> records;
   std::vector<Problem> warnings;
+  std::vector<PushRequest> requests;  // the records, moved into their pushes by the job
 };
 
 // The request_rejected entry of a refused ingest. Adapters quote the offending values in
@@ -117,6 +121,101 @@ Status CheckRecipients(const config::Registry* registry, const std::vector<std::
                          std::move(problems));
 }
 
+// The pushes of one export, prepared in order on a thread of its own while the writer stores
+// the ones before. At most kAhead are waiting at a time, so the prepared (sealed) copies of
+// a large export are never all in memory at once; a thread that got that far ahead sleeps
+// until half of them are taken, so the two threads wake each other once per kAhead / 2
+// pushes, not once per push. Take(i) blocks until push i is ready; the destructor stops the
+// thread and waits for it (a job that fails part-way stops it early). The database-free part
+// of a push (StoreContext::StorePreparePush: content hash, record id, sealed record, the
+// policy's decisions) is thus done beside the writer, which only reads and writes.
+class PushPipeline {
+ public:
+  using Prepared = std::unique_ptr<StoreContext::PreparedPush>;
+  static constexpr size_t kAhead = 512;
+
+  PushPipeline(StoreContext& store, const Caller& caller, const std::vector<PushRequest>& requests)
+      : store_(store), caller_(caller), requests_(requests), prepared_(requests.size()) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~PushPipeline() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  PushPipeline(const PushPipeline&) = delete;
+  PushPipeline& operator=(const PushPipeline&) = delete;
+
+  // Push i, prepared. Called in order, i = 0, 1, ...
+  Prepared Take(size_t i) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (ready_ <= i) {
+      taker_waiting_ = true;
+      cv_.wait(lock, [&] { return ready_ > i; });
+      taker_waiting_ = false;
+    }
+    taken_ = i + 1;
+    Prepared p = std::move(prepared_[i]);
+    const bool wake = preparer_waiting_ && ready_ - taken_ <= kAhead / 2;
+    lock.unlock();
+    if (wake) cv_.notify_all();
+    return p;
+  }
+
+ private:
+  void Run() {
+    for (size_t i = 0; i < requests_.size(); ++i) {
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        if (i >= taken_ + kAhead) {
+          preparer_waiting_ = true;
+          cv_.wait(lock, [&] { return stop_ || i <= taken_ + kAhead / 2; });
+          preparer_waiting_ = false;
+        }
+        if (stop_) return;
+      }
+      Prepared p = store_.StorePreparePush(caller_, requests_[i]);
+      bool wake = false;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        prepared_[i] = std::move(p);
+        ready_ = i + 1;
+        wake = taker_waiting_;
+      }
+      if (wake) cv_.notify_all();
+    }
+  }
+
+  StoreContext& store_;
+  const Caller& caller_;
+  const std::vector<PushRequest>& requests_;  // not changed while the thread runs
+  std::vector<Prepared> prepared_;            // slot i: guarded by mu_ until taken
+  std::mutex mu_;
+  std::condition_variable cv_;
+  size_t ready_ = 0;  // guarded by mu_: pushes 0..ready_-1 are prepared
+  size_t taken_ = 0;  // guarded by mu_: pushes 0..taken_-1 were taken
+  bool taker_waiting_ = false;     // guarded by mu_
+  bool preparer_waiting_ = false;  // guarded by mu_
+  bool stop_ = false;              // guarded by mu_
+  std::thread thread_;
+};
+
+// A conflict while storing record i: the whole export is refused, naming the record.
+Status ConflictAt(size_t i, const PushRequest& req) {
+  const std::string where = "/records/" + std::to_string(i);
+  return Status(ErrorCode::kConflict,
+                "record " + std::to_string(i) + " of the export (source.record_id " +
+                    req.record.source.record_id + ", version " +
+                    std::to_string(req.record.source.version) +
+                    ") was already stored with other content; nothing from this export was "
+                    "stored. Export the change as a new version",
+                {{where, "already stored with other content under the same source.record_id "
+                         "and source.version"}});
+}
+
 Status RunIngest(StoreContext& store, const Caller& caller, ParsedIngest& in,
                  IngestOutcome& out) {
   const int64_t now = store.StoreNowMs();
@@ -133,27 +232,28 @@ Status RunIngest(StoreContext& store, const Caller& caller, ParsedIngest& in,
   if (Status s = CheckRecipients(registry.get(), out.recipients); !s.ok()) return s;
 
   out.record_ids.reserve(in.records.size());
+  // Each record as the push that stores it. The records are moved in and stay with the
+  // job's ParsedIngest, freed when the job is (after its answer), not one by one while the
+  // transaction is open.
+  std::vector<PushRequest>& requests = in.requests;
+  requests.resize(in.records.size());
   for (size_t i = 0; i < in.records.size(); ++i) {
-    PushRequest req;
-    req.record = std::move(in.records[i]);
-    req.purpose = in.purpose;
-    req.recipients = out.recipients;
-    PushOutcome pushed;
-    Status s = store.StorePush(caller, req, pushed);
-    if (!s.ok()) {
-      if (s.code() != ErrorCode::kConflict) return s;
-      const std::string where = "/records/" + std::to_string(i);
-      return Status(ErrorCode::kConflict,
-                    "record " + std::to_string(i) + " of the export (source.record_id " +
-                        req.record.source.record_id + ", version " +
-                        std::to_string(req.record.source.version) +
-                        ") was already stored with other content; nothing from this export was "
-                        "stored. Export the change as a new version",
-                    {{where, "already stored with other content under the same source.record_id "
-                             "and source.version"}});
-    }
+    requests[i].record = std::move(in.records[i]);
+    requests[i].purpose = in.purpose;
+    requests[i].recipients = out.recipients;
+  }
+  auto stored = [&](size_t i, Status s, const PushOutcome& pushed) {
+    if (!s.ok()) return s.code() == ErrorCode::kConflict ? ConflictAt(i, requests[i]) : s;
     out.record_ids.push_back(pushed.record_id);
     (pushed.created ? out.created : out.replayed) += 1;
+    return Status::Ok();
+  };
+  PushPipeline pipeline(store, caller, requests);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const auto prepared = pipeline.Take(i);
+    PushOutcome pushed;
+    Status s = stored(i, store.StorePush(caller, requests[i], pushed, prepared.get()), pushed);
+    if (!s.ok()) return s;
   }
 
   AuditEntry e;

@@ -117,7 +117,7 @@ Result<json> ParseStoredJson(std::string_view text, std::string_view what) {
 // thread before the push is queued: the writer thread, which every store operation waits
 // for in turn, then only reads and writes. The record is sealed under the id it will have if
 // it is stored; a replay or a refusal just discards both.
-struct PushPrepared {
+struct PushPrepared final : core::StoreContext::PreparedPush {
   std::string content_hash;  // SHA-256 of the canonical push: the idempotency check
   std::string record_id;
   Result<core::SealedBytes> sealed_record = Status::Internal("not sealed");
@@ -609,6 +609,15 @@ class SqliteGateway final : public Gateway, private core::StoreContext {
   Status StoreAppend(AuditEntry& e) override { return Append(e); }
   Status StorePush(const Caller& c, const PushRequest& r, PushOutcome& out) override {
     return DoPush(c, r, out);
+  }
+  std::unique_ptr<PreparedPush> StorePreparePush(const Caller& c, const PushRequest& r) override {
+    auto p = std::make_unique<PushPrepared>(PreparePush(r, *key_, clock_->NowMs()));
+    Predecide(c, r, *p);
+    return p;
+  }
+  Status StorePush(const Caller& c, const PushRequest& r, PushOutcome& out,
+                   const PreparedPush* prepared) override {
+    return DoPush(c, r, out, static_cast<const PushPrepared*>(prepared));
   }
   Result<std::string> StoreNotice(const std::string& recipient, const std::string& record_id,
                                   const std::string& purpose, const json& notice,

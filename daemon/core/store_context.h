@@ -53,6 +53,19 @@ class StoreContext {
   // transaction.
   virtual Status StorePush(const Caller& caller, const PushRequest& request,
                            PushOutcome& out) = 0;
+  // What StorePush works out without the database (the push's content hash, its record id,
+  // the sealed record, the policy's decisions as if the subject had no consent statement),
+  // as Push does on the network thread. Any thread; the result is for one StorePush of the
+  // same caller and request, which checks that the decisions still hold.
+  class PreparedPush {
+   public:
+    virtual ~PreparedPush() = default;
+  };
+  virtual std::unique_ptr<PreparedPush> StorePreparePush(const Caller& caller,
+                                                         const PushRequest& request) = 0;
+  // StorePush with what StorePreparePush made for this caller and request.
+  virtual Status StorePush(const Caller& caller, const PushRequest& request, PushOutcome& out,
+                           const PreparedPush* prepared) = 0;
   // Puts a notice from the gateway into `recipient`'s mailbox; returns its message id.
   // `record_id` must name a stored record.
   virtual Result<std::string> StoreNotice(const std::string& recipient,

@@ -457,6 +457,18 @@ Status SubjectIndex::Link(StoreContext& store, const Caller& caller, const recor
     const std::string fingerprint =
         Key("traits", Joined({traits.given, traits.given_all, traits.family, traits.birth_date,
                               traits.postcode}));
+    // Seen before with these very traits (the usual case for a child's second and later
+    // records): the insert below would be ignored, so the sealing is not done for nothing.
+    {
+      auto seen = db.Prepare(
+          "SELECT 1 FROM subject_traits WHERE subject_id = ?1 AND fingerprint = ?2");
+      if (!seen.ok()) return seen.status();
+      (*seen)->Bind(1, subject_id).BindBlob(2, fingerprint);
+      auto row = (*seen)->Step();
+      if (!row.ok()) return row.status();
+      (*seen)->Reset();
+      if (*row) return Status::Ok();
+    }
     const std::string ad = "subject_traits:" + subject_id + ":" + Hex(fingerprint);
     auto sealed = store.StoreKey().Seal(record::CanonicalJson(TraitsJson(traits)), ad);
     if (!sealed.ok()) return sealed.status();

@@ -101,7 +101,14 @@ Writer::Writer(Db* db, AuditLog* audit, uint32_t max_batch, Checkpointer* checkp
 
 int Writer::AfterWalCommit(void* self, ::sqlite3* db, const char* name, int wal_frames) {
   auto* writer = static_cast<Writer*>(self);
-  if (wal_frames >= kInlineCheckpointFrames) {
+  // The frames this commit added (the log starts again from 0 after a full checkpoint). One
+  // commit that alone fills the log (an ingest of a large export) is left to the background
+  // copy: it is durable in the log already, and copying it here would hold its answer back
+  // for the whole copy and its fsync. The next commit finishes whatever is left.
+  const int added = wal_frames >= writer->last_wal_frames_ ? wal_frames - writer->last_wal_frames_
+                                                           : wal_frames;
+  writer->last_wal_frames_ = wal_frames;
+  if (wal_frames >= kInlineCheckpointFrames && added < kInlineCheckpointFrames) {
     // What SQLite's automatic checkpoint would do, at a larger size. Nearly every frame has
     // been copied in the background by now, so this copies the rest, after which the next
     // transaction starts the log afresh. Busy (the background one is running): the next

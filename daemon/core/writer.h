@@ -18,7 +18,8 @@
 // on the checkpointer's own thread and connection, so a COMMIT never waits for that copy (and
 // its fsync of the database file). The writer only wakes it after a commit; it checkpoints
 // itself, as SQLite would, only when the log has grown past kInlineCheckpointFrames (the
-// checkpointer has fallen behind, or the log must be reset: see Checkpointer).
+// checkpointer has fallen behind, or the log must be reset: see Checkpointer), and not when
+// one commit alone grew it that far (a large ingest: its copy is left to the checkpointer).
 //
 // Ownership: the Writer does not own the connection, the audit log or the checkpointer it is
 // given; all must outlive it, and nothing else may use the connection or the audit log while
@@ -149,6 +150,7 @@ class Writer {
   AuditLog* audit_;
   const uint32_t max_batch_;
   Checkpointer* const checkpointer_;
+  int last_wal_frames_ = 0;  // the log's size after the previous commit (AfterWalCommit)
 
   std::mutex mu_;
   std::condition_variable cv_;
