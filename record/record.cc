@@ -2,6 +2,8 @@
 // docs/record-model.md is the reference for every rule enforced here; keep them in step.
 
 #include "record/record.h"
+
+#include "record/canonical_json.h"
 #include "record/json_pointer.h"
 
 #include <algorithm>
@@ -1365,6 +1367,12 @@ void AppendCanonical(std::string& out, const json& value) {
 }
 
 }  // namespace
+
+void AppendCanonicalJson(std::string& out, const json& value) { AppendCanonical(out, value); }
+
+void AppendCanonicalJsonString(std::string& out, const std::string& text) {
+  AppendCanonicalString(out, text);
+}
 
 std::string CanonicalJson(const json& value) {
   // nlohmann::json keeps objects in a std::map, so keys come out sorted by byte (which for

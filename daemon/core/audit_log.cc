@@ -10,6 +10,7 @@
 #include "daemon/audit/encoding.h"
 #include "daemon/core/crypto.h"
 #include "daemon/core/time_format.h"
+#include "record/canonical_json.h"
 #include "record/record.h"
 
 namespace safegate::core {
@@ -77,19 +78,40 @@ class CheckingNodeStore final : public audit::NodeStore {
 }  // namespace
 
 std::string AuditEntryBytes(const AuditEntry& e) {
-  json j = json::object();
-  j["action"] = e.action;
-  j["actor"] = e.actor;
-  j["at"] = FormatTimeMs(e.at_ms);
-  j["decision"] = e.decision;
-  j["detail"] = e.detail.is_object() ? e.detail : json::object();
-  j["details_hash"] = e.details_hash;
-  j["message_id"] = e.message_id;
-  j["purpose"] = e.purpose;
-  j["reasons"] = e.reasons;
-  j["record_id"] = e.record_id;
-  j["seq"] = e.seq;
-  return record::CanonicalJson(j);
+  // The canonical JSON of {action, actor, at, decision, detail, details_hash, message_id,
+  // purpose, reasons, record_id, seq}, written member by member in key order rather than
+  // built as an object first (which copied the detail): every push makes three of these.
+  // AuditEntryBytesTest compares it with CanonicalJson of the object.
+  std::string out;
+  out.reserve(256);
+  auto text = [&out](const char* key, const std::string& value) {
+    out += key;
+    record::AppendCanonicalJsonString(out, value);
+  };
+  text("{\"action\":", e.action);
+  text(",\"actor\":", e.actor);
+  text(",\"at\":", FormatTimeMs(e.at_ms));
+  text(",\"decision\":", e.decision);
+  out += ",\"detail\":";
+  if (e.detail.is_object()) {
+    record::AppendCanonicalJson(out, e.detail);
+  } else {
+    out += "{}";
+  }
+  text(",\"details_hash\":", e.details_hash);
+  text(",\"message_id\":", e.message_id);
+  text(",\"purpose\":", e.purpose);
+  out += ",\"reasons\":[";
+  for (size_t i = 0; i < e.reasons.size(); ++i) {
+    if (i > 0) out += ',';
+    record::AppendCanonicalJsonString(out, e.reasons[i]);
+  }
+  out += ']';
+  text(",\"record_id\":", e.record_id);
+  out += ",\"seq\":";
+  out += std::to_string(e.seq);
+  out += '}';
+  return out;
 }
 
 Result<AuditEntry> ParseAuditEntry(std::string_view bytes) {

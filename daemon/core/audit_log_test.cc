@@ -80,6 +80,34 @@ TEST(AuditEntryTest, BytesAreCanonicalWithEveryKey) {
   EXPECT_THAT(AuditEntryBytes(Accepted()), ::testing::Not(HasSubstr("999")));
 }
 
+TEST(AuditEntryTest, BytesAreThoseOfTheCanonicalObject) {
+  // AuditEntryBytes writes the members itself; the bytes must be CanonicalJson of the object
+  // for any content: escapes, non-ASCII and invalid UTF-8, nested details, negative seq, a
+  // detail that is not an object (written as {}).
+  auto as_object = [](const AuditEntry& e) {
+    return record::CanonicalJson(
+        {{"action", e.action}, {"actor", e.actor}, {"at", FormatTimeMs(e.at_ms)},
+         {"decision", e.decision},
+         {"detail", e.detail.is_object() ? e.detail : nlohmann::json::object()},
+         {"details_hash", e.details_hash}, {"message_id", e.message_id},
+         {"purpose", e.purpose}, {"reasons", e.reasons}, {"record_id", e.record_id},
+         {"seq", e.seq}});
+  };
+  AuditEntry e = Accepted();
+  EXPECT_EQ(AuditEntryBytes(e), as_object(e));
+  e.seq = -7;
+  e.at_ms = 1'700'000'000'123;
+  e.actor = "quote \" and \\ backslash\ttab";
+  e.decision = "caf\xc3\xa9 \xe2\x82\xac";
+  e.reasons = {"R2-police-to-csc", "bad \xc3 utf8", "", "\x01 control"};
+  e.detail = {{"rules_fired", {"a", "b"}}, {"n", 3}, {"nested", {{"z", nullptr}, {"a", true}}},
+              {"withheld", nlohmann::json::array()}};
+  EXPECT_EQ(AuditEntryBytes(e), as_object(e));
+  e.detail = nlohmann::json::array({1, 2});
+  EXPECT_EQ(AuditEntryBytes(e), as_object(e));
+  EXPECT_THAT(AuditEntryBytes(e), HasSubstr(R"("detail":{},)"));
+}
+
 TEST(AuditEntryTest, ParseRoundTrips) {
   for (AuditEntry e : {Accepted(), Permitted(), Read()}) {
     e.subject.clear();
