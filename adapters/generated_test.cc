@@ -86,5 +86,20 @@ TEST_F(Generated, SubjectsOverlapAcrossAgenciesAndCarryNoise) {
   EXPECT_EQ(tools::GenerateExports(options).niche_xml, exports_->niche_xml);
 }
 
+TEST(GeneratedSeeds, EverySeedGivesTenDigitNhsNumbersThatParse) {
+  // Seeds place the NHS numbers at different points of the 999 range; high seeds wrap
+  // inside it rather than running past 10 digits.
+  for (uint64_t seed : {0u, 99u, 100u, 250u, 999u, 1234u}) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    tools::GenOptions options;
+    options.children = 200;
+    options.seed = seed;
+    const tools::GeneratedExports e = tools::GenerateExports(options);
+    ExpectParses("niche-xml", e.niche_xml, "wyp", e.niche_records);
+    ExpectParses("fhir-flag", e.fhir_bundle, "bthft", e.fhir_records);
+    ExpectParses("cpis-csv", e.cpis_csv, "bradford-csc", e.cpis_records);
+  }
+}
+
 }  // namespace
 }  // namespace safegate::adapters

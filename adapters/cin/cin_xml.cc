@@ -349,7 +349,7 @@ class ChildReader {
     f.start = *start;
     f.end = end;
     f.owner_agency = context_.agency;
-    flag.body = FlagBody(std::move(f));
+    FlagBody(std::move(f), flag.body);
     out_.Add(std::move(flag), p.path);
   }
 

@@ -1,5 +1,6 @@
 #include "adapters/common/batch.h"
 
+#include <array>
 #include <utility>
 
 namespace safegate::adapters {
@@ -12,9 +13,12 @@ void BatchBuilder::Add(record::Record r, const std::string& where, const FieldPo
   if (auto failure = Keep(std::move(r), where)) Report(*failure, where, fields);
 }
 
-std::optional<Status> BatchBuilder::Keep(record::Record r, const std::string& where) {
+std::optional<Status> BatchBuilder::Keep(record::Record&& r, const std::string& where) {
   // The key is only unique within this caller's exports: agency is fixed per Parse().
-  std::string key = r.source.record_id + '\x1f' + std::to_string(r.source.version);
+  std::string key;
+  key.reserve(r.source.record_id.size() + 21);
+  key.append(r.source.record_id).push_back('\x1f');
+  key.append(std::to_string(r.source.version));
   auto [it, inserted] = keys_.try_emplace(std::move(key), where);
   if (!inserted) {
     problems_.Add(where, "record id \"" + r.source.record_id + "\" version " +
@@ -59,16 +63,19 @@ Result<ParsedBatch> BatchBuilder::Finish() {
 }
 
 std::string CheckNhsNumber(std::string_view text, std::string* digits) {
-  std::string d;
+  // The digits gathered in place: more than 10 is already wrong.
+  std::array<char, 10> d;
+  size_t count = 0;
   for (char c : text) {
     if (c == ' ') continue;
-    if (c < '0' || c > '9') return "an NHS number is 10 digits";
-    d.push_back(c);
+    if (c < '0' || c > '9' || count == d.size()) return "an NHS number is 10 digits";
+    d[count++] = c;
   }
-  if (d.size() != 10) return "an NHS number is 10 digits";
-  if (!record::IsValidNhsNumber(d)) return "NHS number check digit is wrong";
-  *digits = std::move(d);
-  return "";
+  if (count != d.size()) return "an NHS number is 10 digits";
+  const std::string_view number(d.data(), d.size());
+  if (!record::IsValidNhsNumber(number)) return "NHS number check digit is wrong";
+  digits->assign(number);
+  return {};
 }
 
 std::string CheckPhone(std::string_view text) {
@@ -88,9 +95,9 @@ nlohmann::json OrNull(const std::optional<std::string>& v) {
   return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
 }
 
-nlohmann::json FlagBody(FlagFields f) {
+void FlagBody(FlagFields f, nlohmann::json& body) {
+  if (!body.is_object() || !body.empty()) body = nlohmann::json::object();
   // In key order (see Put).
-  nlohmann::json body = nlohmann::json::object();
   if (f.office_hours || f.out_of_hours) {
     nlohmann::json contact = nlohmann::json::object();
     if (f.office_hours) Put(contact, "office_hours", std::move(*f.office_hours));
@@ -105,7 +112,6 @@ nlohmann::json FlagBody(FlagFields f) {
   Put(body, "start", std::move(f.start));
   Put(body, "status", std::move(f.status));
   Put(body, "type", std::move(f.type));
-  return body;
 }
 
 }  // namespace safegate::adapters

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -44,8 +45,14 @@ class BatchBuilder {
   // The same, with the field positions made by `make_fields()` only if the record turns out
   // not to be valid: a valid record (nearly every one) costs no position strings.
   template <typename MakeFields>
-  void AddLazy(record::Record r, const std::string& where, MakeFields&& make_fields) {
+  void AddLazy(record::Record&& r, const std::string& where, MakeFields&& make_fields) {
     if (auto failure = Keep(std::move(r), where)) Report(*failure, where, make_fields());
+  }
+  // Room for `records` more records, when the caller knows about how many will come: the
+  // batch then never moves its records to grow, nor rehashes its keys.
+  void Reserve(size_t records) {
+    batch_.records.reserve(batch_.records.size() + records);
+    keys_.reserve(keys_.size() + records);
   }
 
   // The batch, or Status::Invalid with every problem. Consumes the builder.
@@ -54,7 +61,7 @@ class BatchBuilder {
  private:
   // Checks the idempotency key (a repeat is reported here) and the record; keeps the record
   // when both are fine. Returns the record's problems when it is not valid.
-  std::optional<Status> Keep(record::Record r, const std::string& where);
+  std::optional<Status> Keep(record::Record&& r, const std::string& where);
   // Reports a record's problems at the input positions of its fields.
   void Report(const Status& failure, const std::string& where, const FieldPositions& fields);
 
@@ -79,15 +86,24 @@ struct FlagFields {
   std::optional<std::string> out_of_hours;
   std::optional<std::string> note;
 };
-nlohmann::json FlagBody(FlagFields f);
+// Writes it into `body` (a new record's empty body: building it there, rather than returning
+// one to assign, saves the record's own empty object). Anything already in `body` is replaced.
+void FlagBody(FlagFields f, nlohmann::json& body);
 
 // Sets member `key` of the object `obj`. Record bodies are built member by member: the
 // initializer-list form ({{"key", value}, ...}) first builds a [key, value] array for every
 // member, which costs more than all the rest of an adapter's work on a record.
-// Members put in key order go in without a search (the hint is the end).
+// Members put in key order go in without a search.
 inline void Put(nlohmann::json& obj, std::string_view key, nlohmann::json value) {
   auto& members = obj.get_ref<nlohmann::json::object_t&>();
-  members.insert_or_assign(members.end(), std::string(key), std::move(value));
+  if (members.empty() || std::string_view(members.rbegin()->first) < key) {
+    // After every member so far: it goes at the end (one comparison, where insert_or_assign
+    // with a hint makes four).
+    members.emplace_hint(members.end(), std::piecewise_construct, std::forward_as_tuple(key),
+                         std::forward_as_tuple(std::move(value)));
+    return;
+  }
+  members.insert_or_assign(std::string(key), std::move(value));
 }
 
 // An NHS number as written in an export ("9434765919" or "943 476 5919") as 10 digits in

@@ -1,10 +1,52 @@
 #include "adapters/common/csv.h"
 
 #include <algorithm>
+#include <array>
+#include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "adapters/common/text.h"
 
 namespace safegate::adapters {
+namespace {
+
+// The bytes that end an unquoted field or are wrong in one: one table look-up per byte
+// instead of four comparisons.
+constexpr std::array<bool, 256> kUnquotedStop = [] {
+  std::array<bool, 256> stop{};
+  stop[static_cast<unsigned char>(',')] = true;
+  stop[static_cast<unsigned char>('\n')] = true;
+  stop[static_cast<unsigned char>('\r')] = true;
+  stop[static_cast<unsigned char>('"')] = true;
+  return stop;
+}();
+
+// Where the unquoted text from `p` ends: at the first of those bytes, or at `n`. A function of
+// its own, so that its loops keep everything in registers. With SSE2 (every x86-64), 16 bytes
+// are looked at in one step: most fields end within the first 16.
+[[gnu::noinline]] size_t UnquotedEnd(const char* data, size_t p, size_t n) {
+#if defined(__SSE2__)
+  const __m128i comma = _mm_set1_epi8(','), lf = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r'),
+                quote = _mm_set1_epi8('"');
+  while (n - p >= 16) {
+    __m128i v;
+    std::memcpy(&v, data + p, sizeof v);  // an unaligned load, without a cast
+    const __m128i ends = _mm_or_si128(_mm_cmpeq_epi8(v, comma), _mm_cmpeq_epi8(v, lf));
+    const __m128i others = _mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, quote));
+    const __m128i stop = _mm_or_si128(ends, others);
+    const unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(stop));
+    if (mask != 0) return p + static_cast<size_t>(__builtin_ctz(mask));
+    p += 16;
+  }
+#endif
+  while (p < n && !kUnquotedStop[static_cast<unsigned char>(data[p])]) ++p;
+  return p;
+}
+
+}  // namespace
 
 CsvTable::CsvTable(std::string_view input, const std::vector<std::string_view>& required,
                    const std::vector<std::string_view>& optional, ProblemList& problems)
@@ -71,27 +113,37 @@ bool CsvTable::ReadRecord() {
       field.begin = pos_;
       bool closed = false;
       while (pos_ < n) {
-        const char c = input_[pos_];
-        if (c == '"') {
-          if (pos_ + 1 < n && input_[pos_ + 1] == '"') {
-            // A doubled quote: from here on the field is copied out, unescaped.
-            if (!field.unescaped) {
-              const std::string_view so_far = input_.substr(field.begin, pos_ - field.begin);
-              field.begin = unescaped_.size();
-              field.unescaped = true;
-              unescaped_.append(so_far);
-            }
-            unescaped_.push_back('"');
-            pos_ += 2;
-            continue;
-          }
-          ++pos_;
-          closed = true;
-          break;
+        // Up to the next quote in one step: the text between is the field's, and its line
+        // ends are counted.
+        const char* from = input_.data() + pos_;
+        const void* quote = std::memchr(from, '"', n - pos_);
+        const size_t stop =
+            quote != nullptr ? static_cast<size_t>(static_cast<const char*>(quote) - input_.data())
+                             : n;
+        const char* const until = input_.data() + stop;
+        for (const char* nl = from; nl < until; ++nl) {
+          nl = static_cast<const char*>(std::memchr(nl, '\n', static_cast<size_t>(until - nl)));
+          if (nl == nullptr) break;
+          ++next_line_;
         }
-        if (c == '\n') ++next_line_;
-        if (field.unescaped) unescaped_.push_back(c);
+        if (field.unescaped) unescaped_.append(from, stop - pos_);
+        pos_ = stop;
+        if (pos_ >= n) break;
+        if (pos_ + 1 < n && input_[pos_ + 1] == '"') {
+          // A doubled quote: from here on the field is copied out, unescaped.
+          if (!field.unescaped) {
+            const std::string_view so_far = input_.substr(field.begin, pos_ - field.begin);
+            field.begin = unescaped_.size();
+            field.unescaped = true;
+            unescaped_.append(so_far);
+          }
+          unescaped_.push_back('"');
+          pos_ += 2;
+          continue;
+        }
         ++pos_;
+        closed = true;
+        break;
       }
       if (!closed) {
         problems_.Add(
@@ -115,15 +167,18 @@ bool CsvTable::ReadRecord() {
       }
     } else {
       field.begin = pos_;
-      while (pos_ < n && input_[pos_] != ',' && input_[pos_] != '\n' && input_[pos_] != '\r') {
-        if (input_[pos_] == '"') {
-          problems_.Add("line " + std::to_string(next_line_) + ", field " +
-                            std::to_string(fields_.size() + 1),
-                        "quote inside an unquoted field");
-          bad_row = true;
-        }
-        ++pos_;
+      const char* const data = input_.data();
+      size_t p = pos_;
+      while (true) {
+        p = UnquotedEnd(data, p, n);
+        if (p >= n || data[p] != '"') break;
+        problems_.Add(
+            "line " + std::to_string(next_line_) + ", field " + std::to_string(fields_.size() + 1),
+            "quote inside an unquoted field");
+        bad_row = true;
+        ++p;
       }
+      pos_ = p;
       field.size = pos_ - field.begin;
     }
     fields_.push_back(field);

@@ -84,7 +84,11 @@ bool IsIsoDate(std::string_view s) {
   return ValidDate(Digits(s, 0, 4), Digits(s, 5, 2), Digits(s, 8, 2));
 }
 
-std::optional<std::string> NormalizeTimestamp(std::string_view s) {
+namespace {
+
+// NormalizeTimestamp's work. nullopt: not a timestamp; "" (no string made): `s` is already
+// normalised; otherwise the normalised text.
+std::optional<std::string> Normalize(std::string_view s) {
   if (s.size() < 20 || !IsIsoDate(s.substr(0, 10)) || (s[10] != 'T' && s[10] != 't') ||
       s[13] != ':' || s[16] != ':') {
     return std::nullopt;
@@ -113,7 +117,7 @@ std::optional<std::string> NormalizeTimestamp(std::string_view s) {
   }
   if (pos != s.size()) return std::nullopt;
   // Already UTC to the second, as most exports write it: nothing to convert.
-  if (s.size() == 20 && s[10] == 'T' && s[19] == 'Z' && ss != 60) return std::string(s);
+  if (s.size() == 20 && s[10] == 'T' && s[19] == 'Z' && ss != 60) return std::string();
 
   int64_t minutes = DaysFromCivil(Digits(s, 0, 4), Digits(s, 5, 2), Digits(s, 8, 2)) * 1440 +
                     hh * 60 + mi - offset_minutes;
@@ -137,6 +141,23 @@ std::optional<std::string> NormalizeTimestamp(std::string_view s) {
   put(17, ss == 60 ? 59 : ss, 2);
   return out;
 }
+
+}  // namespace
+
+std::optional<std::string> NormalizeTimestamp(std::string_view s) {
+  auto t = Normalize(s);
+  if (t && t->empty()) return std::string(s);
+  return t;
+}
+
+bool NormalizeTimestampInPlace(std::string* s) {
+  auto t = Normalize(*s);
+  if (!t) return false;
+  if (!t->empty()) *s = std::move(*t);
+  return true;
+}
+
+bool IsTimestamp(std::string_view s) { return Normalize(s).has_value(); }
 
 std::string StartOfDayUtc(std::string_view date) { return std::string(date) + "T00:00:00Z"; }
 

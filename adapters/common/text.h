@@ -24,6 +24,11 @@ bool IsIsoDate(std::string_view s);
 // "2018-10-31T09:12:00.250Z") as UTC to the second: "2018-10-31T09:12:00Z". nullopt when the
 // text is not one (a zone is required: a local time without offset is ambiguous).
 std::optional<std::string> NormalizeTimestamp(std::string_view s);
+// The same check and result, written into `*s` (left as it is when it is already UTC to the
+// second, as most are: no new string). False, with `*s` unchanged, when it is not one.
+bool NormalizeTimestampInPlace(std::string* s);
+// NormalizeTimestamp(s).has_value(), without making the string.
+bool IsTimestamp(std::string_view s);
 
 // "YYYY-MM-DD" -> "YYYY-MM-DDT00:00:00Z". REQUIRES: IsIsoDate(date).
 std::string StartOfDayUtc(std::string_view date);

@@ -41,17 +41,27 @@ std::string* XmlNode::Attribute(std::string_view attribute_name) {
   return const_cast<std::string*>(std::as_const(*this).Attribute(attribute_name));
 }
 
-namespace {
-
-// parent + "/" + name, with "[index]" when index > 0. Built by appending: GCC 12 at -O3
-// reports a false -Wrestrict on the equivalent chain of operator+.
-std::string ChildPath(const std::string& parent, std::string_view name, int index) {
+// Built by appending: GCC 12 at -O3 reports a false -Wrestrict on the equivalent chain of
+// operator+.
+std::string XmlChildPath(std::string_view parent, std::string_view name, int index) {
   std::string out;
   out.reserve(parent.size() + name.size() + 8);
   out.append(parent).append("/").append(name);
   if (index > 0) out.append("[").append(std::to_string(index)).append("]");
   return out;
 }
+
+namespace {
+
+// The same, written over `*out` (whose memory is reused).
+void SetChildPath(std::string* out, std::string_view parent, std::string_view name, int index) {
+  out->assign(parent).append("/").append(name);
+  if (index > 0) out->append("[").append(std::to_string(index)).append("]");
+}
+
+}  // namespace
+
+namespace {
 
 // Exports are shallow; anything deeper is refused before it can exhaust the stack of the
 // recursive walks (path finishing, destruction) over a unit.
@@ -61,8 +71,17 @@ constexpr size_t kChildrenReserve = 16;
 
 enum class Role { kContainer, kUnitRoot, kInUnit, kSkipped };
 
+// True when `s` is only the blanks Trim() removes. Here rather than Trim(s).empty(): expat
+// hands over every line end and indentation between elements as text of its own.
+bool IsBlank(std::string_view s) {
+  for (char c : s) {
+    if (c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != '\f' && c != '\v') return false;
+  }
+  return true;
+}
+
 struct Frame {
-  std::string layout_path;  // names only
+  std::string_view layout_path;  // names only: one of the layout's paths (or the root's)
   std::string path;         // with indices
   Role role = Role::kContainer;
   std::vector<std::pair<std::string, int>> child_counts;
@@ -86,7 +105,7 @@ struct NameCount {
 
 // Gives every element below `node` its path: the name, with "[k]" when the name repeats among
 // its siblings. Trims the text collected while streaming.
-void FinishPaths(XmlNode& node, std::vector<NameCount>& counts) {
+void FinishPaths(XmlNode& node, std::vector<NameCount>& counts, bool paths) {
   const std::string_view trimmed = Trim(node.text);
   if (trimmed.size() != node.text.size()) {
     const size_t start = static_cast<size_t>(trimmed.data() - node.text.data());
@@ -106,10 +125,11 @@ void FinishPaths(XmlNode& node, std::vector<NameCount>& counts) {
   for (XmlNode& c : node.children) {
     NameCount& n = count_of(c.name);
     ++n.seen;
-    c.path = ChildPath(node.path, c.name, n.total > 1 ? n.seen : 0);
+    c.index = n.total > 1 ? n.seen : 0;
+    if (paths) c.path = XmlChildPath(node.path, c.name, c.index);
   }
   // `counts` is done with for this element before it is reused below.
-  for (XmlNode& c : node.children) FinishPaths(c, counts);
+  for (XmlNode& c : node.children) FinishPaths(c, counts, paths);
 }
 
 class Reader {
@@ -120,6 +140,7 @@ class Reader {
         !layout.units.empty() ? layout.units.front() : layout.containers.front();
     const size_t slash = first.find('/', 1);
     root_ = first.substr(1, slash == std::string::npos ? std::string::npos : slash - 1);
+    root_layout_ = "/" + root_;
   }
 
   bool stopped() const { return stopped_; }
@@ -147,7 +168,6 @@ class Reader {
       Fail(Position(), "elements are nested deeper than " + std::to_string(kMaxDepth));
       return;
     }
-    const int line = static_cast<int>(XML_GetCurrentLineNumber(parser_));
     if (stack_.empty()) {
       saw_root_ = true;
       if (name != root_) {
@@ -156,10 +176,13 @@ class Reader {
         return;
       }
       Frame f;
-      f.layout_path = "/" + std::string(name);
-      f.path = f.layout_path;
-      f.role = IsUnit(f.layout_path) ? Role::kUnitRoot : Role::kContainer;
-      if (f.role == Role::kUnitRoot) BeginUnit(name, f.path, line, attrs);
+      f.layout_path = root_layout_;
+      f.path = root_layout_;
+      f.role = IsUnit(root_layout_) ? Role::kUnitRoot : Role::kContainer;
+      if (f.role == Role::kUnitRoot) {
+        unit_.path.assign(root_layout_);
+        BeginUnit(name, attrs);
+      }
       stack_.push_back(std::move(f));
       return;
     }
@@ -172,11 +195,10 @@ class Reader {
       // One allocation for the unit's own children rather than doubling up to their number.
       // Only for the unit (one at a time): reserving in every element would let a document of
       // small nested elements claim far more memory than its size.
-      if (up == unit_.get() && up->children.empty()) up->children.reserve(kChildrenReserve);
+      if (up == &unit_ && up->children.empty()) up->children.reserve(kChildrenReserve);
       up->children.emplace_back();
       XmlNode& n = up->children.back();
       n.name = name;
-      n.line = line;
       SetAttributes(n, attrs);
       nodes_.push_back(&n);
       stack_.emplace_back().role = Role::kInUnit;
@@ -184,20 +206,24 @@ class Reader {
     }
     const int index = parent.NextIndex(name);
     Frame f;
-    f.layout_path = parent.layout_path + "/" + std::string(name);
-    if (IsUnit(f.layout_path)) {
+    if (const std::string* unit = FindChild(layout_.units, parent.layout_path, name)) {
+      f.layout_path = *unit;
       f.role = Role::kUnitRoot;
-      f.path = ChildPath(parent.path, name, index);
-      BeginUnit(name, f.path, line, attrs);
+      // The unit's path is written straight into the unit (the frame needs none).
+      SetChildPath(&unit_.path, parent.path, name, index);
+      BeginUnit(name, attrs);
+    } else if (const std::string* container =
+                   FindChild(layout_.containers, parent.layout_path, name)) {
+      f.layout_path = *container;
+      f.role = Role::kContainer;
+      f.path = XmlChildPath(parent.path, name, index > 1 ? index : 0);
     } else {
-      f.path = ChildPath(parent.path, name, index > 1 ? index : 0);
-      if (IsContainer(f.layout_path)) {
-        f.role = Role::kContainer;
-      } else {
-        handler_.OnUnexpected(f.path, line);
-        skip_depth_ = 1;
-        return;
-      }
+      // Only here is the line asked for: expat works it out by scanning the input again
+      // from where it was last asked, so asking at every element scanned it all twice.
+      handler_.OnUnexpected(XmlChildPath(parent.path, name, index > 1 ? index : 0),
+                            static_cast<int>(XML_GetCurrentLineNumber(parser_)));
+      skip_depth_ = 1;
+      return;
     }
     stack_.push_back(std::move(f));
   }
@@ -212,9 +238,12 @@ class Reader {
     if (f.role == Role::kInUnit) {
       nodes_.pop_back();
     } else if (f.role == Role::kUnitRoot) {
-      FinishPaths(*unit_, name_counts_);
-      handler_.OnUnit(f.layout_path, *unit_);
-      unit_.reset();
+      FinishPaths(unit_, name_counts_, layout_.paths_inside_units);
+      handler_.OnUnit(f.layout_path, unit_);
+      // Emptied, not freed: the next unit reuses its strings' and child list's memory.
+      unit_.attributes.clear();
+      unit_.text.clear();
+      unit_.children.clear();
       nodes_.clear();
     } else {
       FlushStray(f);
@@ -227,12 +256,12 @@ class Reader {
     Frame& f = stack_.back();
     const std::string_view text(s, static_cast<size_t>(len));
     if (f.role == Role::kContainer) {
-      if (!Trim(text).empty() || !f.stray.empty()) f.stray.append(text);
+      if (!IsBlank(text) || !f.stray.empty()) f.stray.append(text);
     } else {
       // Leading blanks (the indentation between a unit's elements) would only be trimmed
       // off: not keeping them saves building a string for every element that holds others.
       std::string& kept = nodes_.back()->text;
-      if (kept.empty() && Trim(text).empty()) return;
+      if (kept.empty() && IsBlank(text)) return;
       kept.append(text);
     }
   }
@@ -241,25 +270,34 @@ class Reader {
   bool IsUnit(const std::string& p) const {
     return std::find(layout_.units.begin(), layout_.units.end(), p) != layout_.units.end();
   }
-  bool IsContainer(const std::string& p) const {
-    return std::find(layout_.containers.begin(), layout_.containers.end(), p) !=
-           layout_.containers.end();
+  // The path among `paths` that is parent + "/" + name, or nullptr; without building it.
+  static const std::string* FindChild(const std::vector<std::string>& paths,
+                                      std::string_view parent, std::string_view name) {
+    for (const std::string& p : paths) {
+      if (p.size() == parent.size() + 1 + name.size() && p.starts_with(parent) &&
+          p[parent.size()] == '/' && p.ends_with(name)) {
+        return &p;
+      }
+    }
+    return nullptr;
   }
 
   static void SetAttributes(XmlNode& n, const XML_Char** attrs) {
+    if (attrs[0] == nullptr) return;
+    size_t count = 0;
+    while (attrs[2 * count] != nullptr) ++count;
+    n.attributes.reserve(count);  // one allocation, not one per doubling
     for (size_t i = 0; attrs[i] != nullptr && attrs[i + 1] != nullptr; i += 2) {
       n.attributes.emplace_back(attrs[i], std::string(Trim(attrs[i + 1])));
     }
   }
 
-  void BeginUnit(std::string_view name, const std::string& path, int line,
-                 const XML_Char** attrs) {
-    unit_ = std::make_unique<XmlNode>();
-    unit_->name = name;
-    unit_->path = path;
-    unit_->line = line;
-    SetAttributes(*unit_, attrs);
-    nodes_.assign(1, unit_.get());
+  // REQUIRES: unit_.path is set.
+  void BeginUnit(std::string_view name, const XML_Char** attrs) {
+    unit_.name.assign(name);
+    unit_.index = 0;
+    SetAttributes(unit_, attrs);
+    nodes_.assign(1, &unit_);
   }
 
   void FlushStray(Frame& f) {
@@ -274,8 +312,9 @@ class Reader {
   ProblemList& problems_;
   XML_Parser parser_;
   std::string root_;
+  std::string root_layout_;  // "/" + root_
   std::vector<Frame> stack_;
-  std::unique_ptr<XmlNode> unit_;
+  XmlNode unit_;                 // the unit being read (one at a time), reused from unit to unit
   std::vector<XmlNode*> nodes_;  // open elements of the current unit, root first
   std::vector<NameCount> name_counts_;  // scratch for FinishPaths
   int skip_depth_ = 0;

@@ -25,8 +25,10 @@ namespace safegate::adapters {
 
 struct XmlNode {
   std::string name;
+  // The element's path. Inside a unit read with XmlLayout::paths_inside_units false, only the
+  // unit itself has one: the adapter spells out the others (from `index`) when it needs them.
   std::string path;
-  int line = 0;  // where the start tag is
+  int index = 0;  // k of "[k]" in its path: 0 when no sibling has the same name
   std::vector<std::pair<std::string, std::string>> attributes;
   std::string text;  // character data directly inside this element, trimmed
   std::vector<XmlNode> children;
@@ -55,7 +57,13 @@ struct XmlNode {
 struct XmlLayout {
   std::vector<std::string> containers;
   std::vector<std::string> units;
+  // False: elements inside a unit get no `path` (a string per element that nearly always goes
+  // unused), only their `index`.
+  bool paths_inside_units = true;
 };
+
+// parent + "/" + name, with "[index]" when index > 0.
+std::string XmlChildPath(std::string_view parent, std::string_view name, int index);
 
 class XmlUnitHandler {
  public:

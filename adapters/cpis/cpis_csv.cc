@@ -113,8 +113,10 @@ Result<ParsedBatch> CpisCsvAdapter::Parse(std::string_view input,
     f.owner_agency = context.agency;
     f.office_hours = std::string(office);
     f.out_of_hours = std::string(ooh);
-    f.note = "Responsible authority: " + std::string(authority);
-    r.body = FlagBody(std::move(f));
+    constexpr std::string_view kNoteStart = "Responsible authority: ";
+    f.note.emplace().reserve(kNoteStart.size() + authority.size());
+    f.note->append(kNoteStart).append(authority);
+    FlagBody(std::move(f), r.body);
     out.AddLazy(std::move(r), "line " + std::to_string(csv.line()), [&] {
       return BatchBuilder::FieldPositions{
           {"/subject/given_name", csv.Where("given_name")},

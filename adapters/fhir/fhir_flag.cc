@@ -270,7 +270,7 @@ class FlagReader {
     f.start = *start;
     f.end = end;
     f.owner_agency = context_.agency;
-    r.body = FlagBody(std::move(f));
+    FlagBody(std::move(f), r.body);
     out_.AddLazy(std::move(r), at.str(), [&] {
       return BatchBuilder::FieldPositions{
           {"/subject/nhs_number", m.At("subject").str() + "/identifier/value"},

@@ -1,6 +1,9 @@
 #include "adapters/niche/niche_csv.h"
 
+#include <algorithm>
+#include <array>
 #include <string>
+#include <unordered_map>
 
 #include "adapters/common/batch.h"
 #include "adapters/common/csv.h"
@@ -69,7 +72,7 @@ void ReadLog(const CsvTable& csv, const Column& column, niche::Item& item, Batch
     if (line.empty()) continue;
     const size_t space = line.find(' ');
     const std::string_view first = line.substr(0, space);
-    const bool starts_entry = IsIsoDate(first) || NormalizeTimestamp(first).has_value();
+    const bool starts_entry = IsIsoDate(first) || IsTimestamp(first);
     if (starts_entry) {
       const niche::Where where =
           niche::Where::Cell(csv.line(), column.name, item.log.size() + 1);
@@ -120,10 +123,23 @@ Result<ParsedBatch> NicheCsvAdapter::Parse(std::string_view input,
                 "text"},
                out.problems());
   const Columns c(csv);
+  // The cells of each nominal kept, by id, as first read. Rows repeat their nominal (one row per
+  // item): a row whose cells are exactly those would pass the same checks and compare equal, so
+  // it is not built and checked again.
+  constexpr size_t kNominalCells = 7;
+  std::unordered_map<std::string, std::array<std::string, kNominalCells>> kept_nominals;
   while (csv.Next()) {
     const std::string where = "line " + std::to_string(csv.line());
+    const std::string_view nominal_id = csv.Get(c.nominal_id);
+    const std::array<std::string_view, kNominalCells> cells = {
+        csv.Get(c.surname),  csv.Get(c.forenames), csv.Get(c.dob),       csv.Get(c.address),
+        csv.Get(c.postcode), csv.Get(c.pnc_id),    csv.Get(c.nhs_number)};
+    auto kept =
+        nominal_id.empty() ? kept_nominals.end() : kept_nominals.find(std::string(nominal_id));
+    const bool repeated =
+        kept != kept_nominals.end() && std::equal(cells.begin(), cells.end(), kept->second.begin());
     // Without a nominal id the item's own check reports it, once.
-    if (!csv.Get(c.nominal_id).empty()) {
+    if (!nominal_id.empty() && !repeated) {
       niche::Nominal n;
       n.where = where;
       n.id = Cell(csv, c.nominal_id);
@@ -134,7 +150,10 @@ Result<ParsedBatch> NicheCsvAdapter::Parse(std::string_view input,
       n.postcode = Cell(csv, c.postcode);
       n.pnc_id = Cell(csv, c.pnc_id);
       n.nhs_number = Cell(csv, c.nhs_number);
-      niche.AddNominal(std::move(n), /*repeat_ok=*/true);
+      if (niche.AddNominal(std::move(n), /*repeat_ok=*/true)) {
+        auto& first = kept_nominals[std::string(nominal_id)];
+        std::copy(cells.begin(), cells.end(), first.begin());
+      }
     }
 
     niche::Item& item = niche.NewItem();
@@ -146,27 +165,27 @@ Result<ParsedBatch> NicheCsvAdapter::Parse(std::string_view input,
     const std::string type = ToLowerAscii(csv.Get(c.record_type));
     if (type == "occurrence") {
       item.type = niche::ItemType::kOccurrence;
-      item.occurrence_type = Cell(csv, c.type);
-      item.occurred_at = Cell(csv, c.occurred_at);
-      item.location_postcode = Cell(csv, c.location_postcode);
-      item.summary = Cell(csv, c.summary);
-      item.outcome = Cell(csv, c.outcome);
+      item.occurrence_type() = Cell(csv, c.type);
+      item.occurred_at() = Cell(csv, c.occurred_at);
+      item.location_postcode() = Cell(csv, c.location_postcode);
+      item.summary() = Cell(csv, c.summary);
+      item.outcome() = Cell(csv, c.outcome);
       ReadLog(csv, c.enquiry_log, item, out);
     } else if (type == "warning_marker") {
       item.type = niche::ItemType::kWarningMarker;
-      item.marker_type = Cell(csv, c.type);
-      item.level = Cell(csv, c.level);
-      item.status = Cell(csv, c.status);
-      item.start = Cell(csv, c.start);
-      item.review = Cell(csv, c.review);
-      item.end = Cell(csv, c.end);
-      item.note = Cell(csv, c.note);
+      item.marker_type() = Cell(csv, c.type);
+      item.level() = Cell(csv, c.level);
+      item.status() = Cell(csv, c.status);
+      item.start() = Cell(csv, c.start);
+      item.review() = Cell(csv, c.review);
+      item.end() = Cell(csv, c.end);
+      item.note() = Cell(csv, c.note);
     } else if (type == "intelligence") {
       item.type = niche::ItemType::kIntelligence;
-      item.source_grade = Cell(csv, c.source_evaluation);
-      item.information_grade = Cell(csv, c.information_assessment);
-      item.handling = Cell(csv, c.handling_code);
-      item.text = Cell(csv, c.text);
+      item.source_grade() = Cell(csv, c.source_evaluation);
+      item.information_grade() = Cell(csv, c.information_assessment);
+      item.handling() = Cell(csv, c.handling_code);
+      item.text() = Cell(csv, c.text);
     } else {
       niche.DropLastItem();
       out.Problem(csv.Where("record_type"),

@@ -18,10 +18,10 @@ bool IsPrintableAscii(std::string_view s) {
   return true;
 }
 
-// A date, or a timestamp normalised to UTC; nullopt if neither.
-std::optional<std::string> DateOrTimestamp(std::string_view s) {
-  if (IsIsoDate(s)) return std::string(s);
-  return NormalizeTimestamp(s);
+// True if `*s` is a date, or a timestamp (then normalised to UTC in place); false, with `*s`
+// unchanged, if neither.
+bool DateOrTimestampInPlace(std::string* s) {
+  return IsIsoDate(*s) || NormalizeTimestampInPlace(s);
 }
 
 struct Marker {
@@ -37,11 +37,11 @@ constexpr Marker kMarkers[] = {
 
 }  // namespace
 
-void NicheBuilder::AddNominal(Nominal n, bool repeat_ok) {
+bool NicheBuilder::AddNominal(Nominal n, bool repeat_ok) {
   const size_t before = out_.problems().size();
   if (!n.id.present()) {
     out_.Problem(n.id.where, "required: the nominal's id");
-    return;
+    return false;
   }
   if (!IsPrintableAscii(n.id.text) || n.id.text.size() > kMaxIdChars) {
     out_.Problem(n.id.where, "a nominal id is 1 to 64 printable ASCII characters");
@@ -68,13 +68,13 @@ void NicheBuilder::AddNominal(Nominal n, bool repeat_ok) {
       n.nhs_number.text = digits;
     }
   }
-  if (out_.problems().size() != before) return;
+  if (out_.problems().size() != before) return false;
 
   auto it = nominals_.find(n.id.text);
   if (it == nominals_.end()) {
     std::string id = n.id.text;
     nominals_.emplace(std::move(id), std::move(n));
-    return;
+    return true;
   }
   const Nominal& first = it->second;
   const bool same = first.surname.text == n.surname.text &&
@@ -88,10 +88,12 @@ void NicheBuilder::AddNominal(Nominal n, bool repeat_ok) {
   } else if (!same) {
     out_.Problem(n.where, "nominal \"" + n.id.text + "\" has other details than at " + first.where);
   }
+  return false;
 }
 
 void NicheBuilder::Finish() {
   // Each item is used once: its texts move into the record.
+  out_.Reserve(items_.size());
   for (Item& item : items_) BuildItem(item);
 }
 
@@ -131,8 +133,8 @@ void NicheBuilder::BuildItem(Item& item) {
   }
   std::string recorded_at;
   if (required(item.recorded, "when it was recorded (RFC 3339 with a zone)")) {
-    if (auto t = NormalizeTimestamp(item.recorded.text)) {
-      recorded_at = *t;
+    if (NormalizeTimestampInPlace(&item.recorded.text)) {
+      recorded_at = std::move(item.recorded.text);
     } else {
       problem(item.recorded, "not a timestamp with a zone, such as 2018-10-31T09:12:00Z: \"" +
                                  Excerpt(item.recorded.text) + "\"");
@@ -158,86 +160,91 @@ void NicheBuilder::BuildItem(Item& item) {
   switch (item.type) {
     case ItemType::kOccurrence: {
       r.kind = record::Kind::kOccurrence;
-      required(item.occurrence_type, "the occurrence type");
-      required(item.summary, "the summary");
-      std::optional<std::string> occurred;
-      if (required(item.occurred_at, "when it occurred")) {
-        occurred = DateOrTimestamp(item.occurred_at.text);
+      required(item.occurrence_type(), "the occurrence type");
+      required(item.summary(), "the summary");
+      // The texts are normalised in place and then moved into the body.
+      bool occurred = false;
+      if (required(item.occurred_at(), "when it occurred")) {
+        occurred = DateOrTimestampInPlace(&item.occurred_at().text);
         if (!occurred) {
-          problem(item.occurred_at, "not a date or a timestamp with a zone: \"" +
-                                        Excerpt(item.occurred_at.text) + "\"");
+          problem(item.occurred_at(), "not a date or a timestamp with a zone: \"" +
+                                          Excerpt(item.occurred_at().text) + "\"");
         }
       }
-      nlohmann::json log = nlohmann::json::array();
+      nlohmann::json log;  // null unless there are entries: no array for an item without any
+      if (!item.log.empty()) {
+        log = nlohmann::json::array();
+        log.get_ref<nlohmann::json::array_t&>().reserve(item.log.size());
+      }
       for (size_t i = 0; i < item.log.size(); ++i) {
         LogEntry& e = item.log[i];
-        std::optional<std::string> at;
+        bool at = false;
         if (required(e.at, "when the log entry was made")) {
-          at = DateOrTimestamp(e.at.text);
+          at = DateOrTimestampInPlace(&e.at.text);
           if (!at)
             problem(e.at, "not a date or a timestamp with a zone: \"" + Excerpt(e.at.text) + "\"");
         }
         required(e.text, "the log entry's text");
         if (at) {
           nlohmann::json entry = nlohmann::json::object();
-          Put(entry, "at", std::move(*at));
+          Put(entry, "at", std::move(e.at.text));
           Put(entry, "text", std::move(e.text.text));
           log.push_back(std::move(entry));
         }
       }
       std::optional<std::string> postcode;
-      if (item.location_postcode.present()) {
-        postcode = record::NormalisePostcode(item.location_postcode.text);
+      if (item.location_postcode().present()) {
+        postcode = record::NormalisePostcode(item.location_postcode().text);
         if (!postcode) {
-          problem(item.location_postcode,
-                  "not a UK postcode: \"" + Excerpt(item.location_postcode.text) + "\"");
+          problem(item.location_postcode(),
+                  "not a UK postcode: \"" + Excerpt(item.location_postcode().text) + "\"");
         }
       }
       // In key order (see Put).
       if (!log.empty()) Put(r.body, "enquiry_log", std::move(log));
       if (postcode) Put(r.body, "location_postcode", std::move(*postcode));
-      Put(r.body, "occurred_at", occurred.value_or(""));
-      Put(r.body, "occurrence_type", std::move(item.occurrence_type.text));
-      if (item.outcome.present()) Put(r.body, "outcome", std::move(item.outcome.text));
-      Put(r.body, "summary", std::move(item.summary.text));
+      Put(r.body, "occurred_at", occurred ? std::move(item.occurred_at().text) : std::string());
+      Put(r.body, "occurrence_type", std::move(item.occurrence_type().text));
+      if (item.outcome().present()) Put(r.body, "outcome", std::move(item.outcome().text));
+      Put(r.body, "summary", std::move(item.summary().text));
       break;
     }
     case ItemType::kWarningMarker: {
       r.kind = record::Kind::kFlag;
       const Marker* marker = nullptr;
-      if (required(item.marker_type, "the marker type (CSE, CCE or MISSING)")) {
-        const std::string code = ToUpperAscii(item.marker_type.text);
+      if (required(item.marker_type(), "the marker type (CSE, CCE or MISSING)")) {
+        const std::string code = ToUpperAscii(item.marker_type().text);
         for (const Marker& m : kMarkers) {
           if (m.code == code) marker = &m;
         }
         if (marker == nullptr) {
-          problem(item.marker_type, "unknown marker type \"" + Excerpt(item.marker_type.text) +
-                                        "\" (expected CSE, CCE or MISSING)");
+          problem(item.marker_type(), "unknown marker type \"" + Excerpt(item.marker_type().text) +
+                                          "\" (expected CSE, CCE or MISSING)");
         }
       }
       std::optional<std::string> level;
-      if (item.level.present()) {
-        const std::string l = ToLowerAscii(item.level.text);
+      if (item.level().present()) {
+        const std::string l = ToLowerAscii(item.level().text);
         if (l == "low" || l == "medium" || l == "high") {
           level = l;
         } else {
-          problem(item.level, "unknown risk level \"" + Excerpt(item.level.text) +
-                                  "\" (expected LOW, MEDIUM or HIGH)");
+          problem(item.level(), "unknown risk level \"" + Excerpt(item.level().text) +
+                                    "\" (expected LOW, MEDIUM or HIGH)");
         }
       } else if (marker != nullptr && marker->needs_level) {
-        problem(item.level, "required: the risk level (LOW, MEDIUM or HIGH) of a " +
-                                std::string(marker->code) + " marker");
+        problem(item.level(), "required: the risk level (LOW, MEDIUM or HIGH) of a " +
+                                  std::string(marker->code) + " marker");
       }
-      const auto start = date(item.start, true, "the start date");
-      const auto review = date(item.review, false, "");
-      const auto end = date(item.end, false, "");
+      const auto start = date(item.start(), true, "the start date");
+      const auto review = date(item.review(), false, "");
+      const auto end = date(item.end(), false, "");
       if (start && end && *end < *start) {
-        problem(item.end, "ends (" + *end + ") before it starts (" + *start + ")");
+        problem(item.end(), "ends (" + *end + ") before it starts (" + *start + ")");
       }
       // A marker without a status is current until it has an end date.
       std::string status = end ? "inactive" : "active";
-      if (item.status.present()) {
-        const std::string s = ToUpperAscii(item.status.text);
+      if (item.status().present()) {
+        const std::string s = ToUpperAscii(item.status().text);
         if (s == "ACTIVE") {
           status = "active";
         } else if (s == "INACTIVE") {
@@ -245,8 +252,8 @@ void NicheBuilder::BuildItem(Item& item) {
         } else if (s == "ENTERED_IN_ERROR") {
           status = "entered_in_error";
         } else {
-          problem(item.status, "unknown status \"" + Excerpt(item.status.text) +
-                                   "\" (expected ACTIVE, INACTIVE or ENTERED_IN_ERROR)");
+          problem(item.status(), "unknown status \"" + Excerpt(item.status().text) +
+                                     "\" (expected ACTIVE, INACTIVE or ENTERED_IN_ERROR)");
         }
       }
       if (marker != nullptr && !marker->needs_level) {
@@ -261,31 +268,31 @@ void NicheBuilder::BuildItem(Item& item) {
       f.end = end;
       f.review_by = review;
       f.owner_agency = context_.agency;
-      if (item.note.present()) f.note = std::move(item.note.text);
-      r.body = FlagBody(std::move(f));
+      if (item.note().present()) f.note = std::move(item.note().text);
+      FlagBody(std::move(f), r.body);
       break;
     }
     case ItemType::kIntelligence: {
       r.kind = record::Kind::kOccurrence;
-      const std::string source = ToUpperAscii(item.source_grade.text);
-      const std::string info = item.information_grade.text;
-      const std::string handling = ToUpperAscii(item.handling.text);
-      if (required(item.source_grade, "the source evaluation (A, B or C)") && source != "A" &&
+      const std::string source = ToUpperAscii(item.source_grade().text);
+      const std::string info = item.information_grade().text;
+      const std::string handling = ToUpperAscii(item.handling().text);
+      if (required(item.source_grade(), "the source evaluation (A, B or C)") && source != "A" &&
           source != "B" && source != "C") {
-        problem(item.source_grade,
-                "source evaluation is A, B or C, not \"" + Excerpt(item.source_grade.text) + "\"");
+        problem(item.source_grade(), "source evaluation is A, B or C, not \"" +
+                                         Excerpt(item.source_grade().text) + "\"");
       }
-      if (required(item.information_grade, "the information assessment (1 to 5)") &&
+      if (required(item.information_grade(), "the information assessment (1 to 5)") &&
           !ParseInteger(info, 1, 5)) {
-        problem(item.information_grade,
+        problem(item.information_grade(),
                 "information assessment is 1 to 5, not \"" + Excerpt(info) + "\"");
       }
-      if (required(item.handling, "the handling code (P or C)") && handling != "P" &&
+      if (required(item.handling(), "the handling code (P or C)") && handling != "P" &&
           handling != "C") {
-        problem(item.handling,
-                "handling code is P or C, not \"" + Excerpt(item.handling.text) + "\"");
+        problem(item.handling(),
+                "handling code is P or C, not \"" + Excerpt(item.handling().text) + "\"");
       }
-      required(item.text, "the intelligence text");
+      required(item.text(), "the intelligence text");
       // Handling code C (sharing only under conditions) becomes the record's handling, which
       // policy restricts.
       r.classification.handling = handling == "C" ? "C" : "P";
@@ -293,13 +300,14 @@ void NicheBuilder::BuildItem(Item& item) {
       Put(r.body, "occurred_at", recorded_at);
       Put(r.body, "summary",
           "Graded " + source + info + handling + " (source " + source + ", information " + info +
-              ", handling " + handling + ").\n" + item.text.text);
+              ", handling " + handling + ").\n" + item.text().text);
       break;
     }
   }
   if (out_.problems().size() != before || nominal == nullptr) return;
 
   if (nominal->nhs_number.present()) r.subject.nhs_number = nominal->nhs_number.text;
+  r.subject.local_ids.reserve(nominal->pnc_id.present() ? 2 : 1);
   r.subject.local_ids.push_back({"police:" + context_.agency, nominal->id.text});
   if (nominal->pnc_id.present())
     r.subject.local_ids.push_back({"police:pnc", nominal->pnc_id.text});
@@ -312,7 +320,7 @@ void NicheBuilder::BuildItem(Item& item) {
   r.source.system = "niche";
   r.source.record_id = std::move(item.id.text);
   r.source.version = version;
-  r.source.recorded_at = recorded_at;
+  r.source.recorded_at = std::move(recorded_at);
   // Where each record field came from, for a problem CheckRecord finds in a value the checks
   // above let through. Only made for such a record.
   out_.AddLazy(std::move(r), item.where, [&] {
@@ -323,16 +331,16 @@ void NicheBuilder::BuildItem(Item& item) {
           fields.emplace_back("/body/enquiry_log/" + std::to_string(i) + "/text",
                               item.log[i].text.where);
         }
-        fields.emplace_back("/body/occurrence_type", item.occurrence_type.where);
-        fields.emplace_back("/body/summary", item.summary.where);
-        fields.emplace_back("/body/outcome", item.outcome.where);
+        fields.emplace_back("/body/occurrence_type", item.occurrence_type().where);
+        fields.emplace_back("/body/summary", item.summary().where);
+        fields.emplace_back("/body/outcome", item.outcome().where);
         fields.emplace_back("/body/enquiry_log", item.log_where.where);
         break;
       case ItemType::kWarningMarker:
-        fields.emplace_back("/body/note", item.note.where);
+        fields.emplace_back("/body/note", item.note().where);
         break;
       case ItemType::kIntelligence:
-        fields.emplace_back("/body/summary", item.text.where);
+        fields.emplace_back("/body/summary", item.text().where);
         break;
     }
     fields.emplace_back("/subject/family_name", nominal->surname.where);

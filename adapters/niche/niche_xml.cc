@@ -4,6 +4,7 @@
 #include <array>
 #include <cstddef>
 #include <initializer_list>
+#include <string>
 
 #include "adapters/common/batch.h"
 #include "adapters/common/text.h"
@@ -14,6 +15,9 @@ namespace safegate::adapters {
 namespace {
 
 using niche::Value;
+using niche::Where;
+// A unit's (or element's) path, kept once for the positions of the values read from it.
+using Base = const std::string*;
 
 const XmlLayout& Layout() {
   static const XmlLayout kLayout = {
@@ -22,6 +26,7 @@ const XmlLayout& Layout() {
       {"/NicheExport/Nominals/Nominal", "/NicheExport/Occurrences/Occurrence",
        "/NicheExport/WarningMarkers/WarningMarker",
        "/NicheExport/IntelligenceReports/IntelligenceReport"},
+      /*paths_inside_units=*/false,
   };
   return kLayout;
 }
@@ -32,15 +37,17 @@ bool Contains(std::initializer_list<std::string_view> names, std::string_view na
 
 // Checks a unit's shape against our schema: only the named attributes and child elements,
 // each child at most once, text only in leaves. Every deviation is a problem: the schema is
-// ours, so anything else is a mistake in the export.
-void CheckShape(const XmlNode& unit, std::initializer_list<std::string_view> attributes,
+// ours, so anything else is a mistake in the export. `path` is the unit's (elements inside a
+// unit carry none: see Layout()).
+void CheckShape(const XmlNode& unit, const std::string& path,
+                std::initializer_list<std::string_view> attributes,
                 std::initializer_list<std::string_view> leaves,
                 std::initializer_list<std::string_view> structured, BatchBuilder& out) {
   for (const auto& [name, value] : unit.attributes) {
-    if (!Contains(attributes, name)) out.Problem(unit.AttributePath(name), "unknown attribute");
+    if (!Contains(attributes, name)) out.Problem(path + "/@" + name, "unknown attribute");
   }
   if (!unit.text.empty()) {
-    out.Problem(unit.path, "stray text \"" + Excerpt(unit.text) + "\" between elements");
+    out.Problem(path, "stray text \"" + Excerpt(unit.text) + "\" between elements");
   }
   // The known names seen so far, each once: at most the names listed (8 for a warning
   // marker), so a small array is enough.
@@ -49,29 +56,31 @@ void CheckShape(const XmlNode& unit, std::initializer_list<std::string_view> att
   for (const XmlNode& c : unit.children) {
     const bool leaf = Contains(leaves, c.name);
     if (!leaf && !Contains(structured, c.name)) {
-      out.Problem(c.path, "unknown element <" + c.name + ">");
+      out.Problem(XmlChildPath(path, c.name, c.index), "unknown element <" + c.name + ">");
       continue;
     }
     const auto seen_end = seen.begin() + static_cast<ptrdiff_t>(seen_count);
     if (std::find(seen.begin(), seen_end, c.name) != seen_end) {
-      out.Problem(c.path, "<" + c.name + "> may appear only once");
+      out.Problem(XmlChildPath(path, c.name, c.index), "<" + c.name + "> may appear only once");
       continue;
     }
     if (seen_count < seen.size()) seen[seen_count++] = c.name;
-    if (leaf && !c.children.empty()) out.Problem(c.path, "<" + c.name + "> holds text only");
+    if (leaf && !c.children.empty()) {
+      out.Problem(XmlChildPath(path, c.name, c.index), "<" + c.name + "> holds text only");
+    }
   }
 }
 
-// Leaf() and Attr() take the text and path out of the unit: each is read once, after the
-// unit's shape was checked.
-Value Leaf(XmlNode& unit, std::string_view name) {
-  if (XmlNode* c = unit.Child(name)) return {std::move(c->text), std::move(c->path)};
-  return {"", unit.path + "/" + std::string(name)};
+// Leaf() and Attr() take the text out of the unit: each is read once, after the unit's shape
+// was checked. `base` is the path of `unit` / `node`; `name` a string literal.
+Value Leaf(XmlNode& unit, Base base, std::string_view name) {
+  if (XmlNode* c = unit.Child(name)) return {std::move(c->text), Where::Xml(base, name, c->index)};
+  return {"", Where::Xml(base, name)};
 }
 
-Value Attr(XmlNode& node, std::string_view name) {
+Value Attr(XmlNode& node, Base base, std::string_view name) {
   std::string* v = node.Attribute(name);
-  return {v != nullptr ? std::move(*v) : "", node.AttributePath(name)};
+  return {v != nullptr ? std::move(*v) : "", Where::Xml(base, {}, 0, name)};
 }
 
 class Handler : public XmlUnitHandler {
@@ -79,84 +88,98 @@ class Handler : public XmlUnitHandler {
   Handler(niche::NicheBuilder& niche, BatchBuilder& out) : niche_(niche), out_(out) {}
 
   void OnUnit(std::string_view unit_path, XmlNode& unit) override {
+    const Base base = niche_.KeepPath(unit.path);
     if (unit_path.ends_with("/Nominal")) {
       CheckShape(
-          unit, {"id"},
+          unit, unit.path, {"id"},
           {"Surname", "Forenames", "DateOfBirth", "Address", "Postcode", "PNCId", "NHSNumber"}, {},
           out_);
       niche::Nominal n;
       n.where = unit.path;
-      n.id = Attr(unit, "id");
-      n.surname = Leaf(unit, "Surname");
-      n.forenames = Leaf(unit, "Forenames");
-      n.dob = Leaf(unit, "DateOfBirth");
-      n.address = Leaf(unit, "Address");
-      n.postcode = Leaf(unit, "Postcode");
-      n.pnc_id = Leaf(unit, "PNCId");
-      n.nhs_number = Leaf(unit, "NHSNumber");
+      n.id = Attr(unit, base, "id");
+      n.surname = Leaf(unit, base, "Surname");
+      n.forenames = Leaf(unit, base, "Forenames");
+      n.dob = Leaf(unit, base, "DateOfBirth");
+      n.address = Leaf(unit, base, "Address");
+      n.postcode = Leaf(unit, base, "Postcode");
+      n.pnc_id = Leaf(unit, base, "PNCId");
+      n.nhs_number = Leaf(unit, base, "NHSNumber");
       niche_.AddNominal(std::move(n), /*repeat_ok=*/false);
       return;
     }
     niche::Item& item = niche_.NewItem();
     item.where = unit.path;
-    item.id = Attr(unit, "id");
-    item.version = Attr(unit, "version");
-    item.nominal = Attr(unit, "nominal");
-    item.recorded = Leaf(unit, "Recorded");
+    item.id = Attr(unit, base, "id");
+    item.version = Attr(unit, base, "version");
+    item.nominal = Attr(unit, base, "nominal");
+    item.recorded = Leaf(unit, base, "Recorded");
     if (unit_path.ends_with("/Occurrence")) {
-      CheckShape(unit, {"id", "version", "nominal"},
+      CheckShape(unit, unit.path, {"id", "version", "nominal"},
                  {"Type", "Recorded", "OccurredAt", "LocationPostcode", "Summary", "Outcome"},
                  {"EnquiryLog"}, out_);
       item.type = niche::ItemType::kOccurrence;
-      item.occurrence_type = Leaf(unit, "Type");
-      item.occurred_at = Leaf(unit, "OccurredAt");
-      item.location_postcode = Leaf(unit, "LocationPostcode");
-      item.summary = Leaf(unit, "Summary");
-      item.outcome = Leaf(unit, "Outcome");
+      item.occurrence_type() = Leaf(unit, base, "Type");
+      item.occurred_at() = Leaf(unit, base, "OccurredAt");
+      item.location_postcode() = Leaf(unit, base, "LocationPostcode");
+      item.summary() = Leaf(unit, base, "Summary");
+      item.outcome() = Leaf(unit, base, "Outcome");
       if (XmlNode* log = unit.Child("EnquiryLog")) {
-        item.log_where = {"", log->path};
+        const Base log_path = niche_.KeepPath(XmlChildPath(unit.path, "EnquiryLog", log->index));
+        item.log_where = {"", Where::Xml(log_path)};
         if (!log->text.empty()) {
-          out_.Problem(log->path, "stray text \"" + Excerpt(log->text) + "\" between entries");
+          out_.Problem(*log_path, "stray text \"" + Excerpt(log->text) + "\" between entries");
         }
+        item.log.reserve(log->children.size());
         for (XmlNode& e : log->children) {
           if (e.name != "Entry") {
-            out_.Problem(e.path, "unknown element <" + e.name + "> (expected <Entry>)");
+            out_.Problem(XmlChildPath(*log_path, e.name, e.index),
+                         "unknown element <" + e.name + "> (expected <Entry>)");
             continue;
           }
           for (const auto& [name, value] : e.attributes) {
-            if (name != "at") out_.Problem(e.AttributePath(name), "unknown attribute");
+            if (name != "at") {
+              out_.Problem(XmlChildPath(*log_path, e.name, e.index) + "/@" + name,
+                           "unknown attribute");
+            }
           }
-          if (!e.children.empty()) out_.Problem(e.path, "<Entry> holds text only");
-          Value at = Attr(e, "at");
-          item.log.push_back({std::move(at), {std::move(e.text), std::move(e.path)}});
+          if (!e.children.empty()) {
+            out_.Problem(XmlChildPath(*log_path, e.name, e.index), "<Entry> holds text only");
+          }
+          std::string* at = e.Attribute("at");
+          item.log.push_back(
+              {{at != nullptr ? std::move(*at) : "", Where::Xml(log_path, "Entry", e.index, "at")},
+               {std::move(e.text), Where::Xml(log_path, "Entry", e.index)}});
         }
       }
     } else if (unit_path.ends_with("/WarningMarker")) {
-      CheckShape(unit, {"id", "version", "nominal"},
+      CheckShape(unit, unit.path, {"id", "version", "nominal"},
                  {"Type", "Level", "Status", "Recorded", "Start", "Review", "End", "Note"}, {},
                  out_);
       item.type = niche::ItemType::kWarningMarker;
-      item.marker_type = Leaf(unit, "Type");
-      item.level = Leaf(unit, "Level");
-      item.status = Leaf(unit, "Status");
-      item.start = Leaf(unit, "Start");
-      item.review = Leaf(unit, "Review");
-      item.end = Leaf(unit, "End");
-      item.note = Leaf(unit, "Note");
+      item.marker_type() = Leaf(unit, base, "Type");
+      item.level() = Leaf(unit, base, "Level");
+      item.status() = Leaf(unit, base, "Status");
+      item.start() = Leaf(unit, base, "Start");
+      item.review() = Leaf(unit, base, "Review");
+      item.end() = Leaf(unit, base, "End");
+      item.note() = Leaf(unit, base, "Note");
     } else {
-      CheckShape(unit, {"id", "version", "nominal"}, {"Recorded", "Text", "Grading"}, {}, out_);
+      CheckShape(unit, unit.path, {"id", "version", "nominal"}, {"Recorded", "Text", "Grading"}, {},
+                 out_);
       item.type = niche::ItemType::kIntelligence;
-      item.text = Leaf(unit, "Text");
-      if (XmlNode* g = unit.Child("Grading")) {
-        CheckShape(*g, {"source", "information", "handling"}, {}, {}, out_);
-        item.source_grade = Attr(*g, "source");
-        item.information_grade = Attr(*g, "information");
-        item.handling = Attr(*g, "handling");
+      item.text() = Leaf(unit, base, "Text");
+      XmlNode* g = unit.Child("Grading");
+      const Base grading =
+          niche_.KeepPath(XmlChildPath(unit.path, "Grading", g != nullptr ? g->index : 0));
+      if (g != nullptr) {
+        CheckShape(*g, *grading, {"source", "information", "handling"}, {}, {}, out_);
+        item.source_grade() = Attr(*g, grading, "source");
+        item.information_grade() = Attr(*g, grading, "information");
+        item.handling() = Attr(*g, grading, "handling");
       } else {
-        const std::string at = unit.path + "/Grading";
-        item.source_grade = {"", at + "/@source"};
-        item.information_grade = {"", at + "/@information"};
-        item.handling = {"", at + "/@handling"};
+        item.source_grade() = {"", Where::Xml(grading, {}, 0, "source")};
+        item.information_grade() = {"", Where::Xml(grading, {}, 0, "information")};
+        item.handling() = {"", Where::Xml(grading, {}, 0, "handling")};
       }
     }
   }

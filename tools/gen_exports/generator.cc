@@ -190,7 +190,10 @@ GeneratedExports GenerateExports(const GenOptions& o) {
   Rng rng(o.seed);
   GeneratedExports out;
   std::vector<Child> children(static_cast<size_t>(o.children > 0 ? o.children : 0));
-  uint64_t nhs_next = 9990000000ULL + 1 + (o.seed % 1000) * 100000;
+  // 999-range test numbers (999 000 0001 to 999 999 9999), each seed starting at its own
+  // place in the range and wrapping inside it, so every seed gives 10-digit numbers.
+  constexpr uint64_t kNhsBase = 9990000000ULL, kNhsRange = 10000000ULL;
+  uint64_t nhs_next = (1 + (o.seed % 1000) * 100000) % kNhsRange;
   std::string prefix;
   for (char c : o.area.substr(0, 3)) prefix += static_cast<char>(c >= 'a' && c <= 'z' ? c - 32 : c);
 
@@ -200,7 +203,8 @@ GeneratedExports GenerateExports(const GenOptions& o) {
     c.family = std::string(kFamily[static_cast<size_t>(rng.Below(kFamily.size()))]);
     c.dob = {2004 + rng.Below(19), 1 + rng.Below(12), 1 + rng.Below(28)};
     do {
-      c.nhs = std::to_string(nhs_next++);
+      c.nhs = std::to_string(kNhsBase + nhs_next);
+      nhs_next = (nhs_next + 1) % kNhsRange;
     } while (!ValidNhs(c.nhs));
     char id[32];
     std::snprintf(id, sizeof id, "%s-%06zu", prefix.c_str(), i + 1);
