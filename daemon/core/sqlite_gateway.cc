@@ -345,19 +345,21 @@ class SqliteGateway final : public Gateway, private core::StoreContext {
       }
       ahead.cited = core::CiteDelivery(Delivery{agency->id, d.decision, d.reasons, ahead.message_id},
                                        d, snapshot.get());
+      // The entry's detail: the decision's merged in as MergeAuditDetail does (a key already
+      // there stays), moved rather than copied. The decision keeps only its consent state,
+      // which the override's entry reads (policy_push.cc); the redacted view, sealed above,
+      // is freed here rather than on the writer.
       ahead.entry_detail = {{"recipient", agency->id}};
-      core::MergeAuditDetail(ahead.entry_detail, d);
-      // What the writer will not read again is freed here rather than on the writer: the
-      // redacted view (sealed above) and the detail (merged above) but its consent state,
-      // which the override's entry reads (policy_push.cc).
-      d.redacted_record.reset();
       if (d.audit_detail.is_object()) {
-        json kept = json::object();
-        if (auto c = d.audit_detail.find("consent"); c != d.audit_detail.end()) {
-          kept["consent"] = *c;
+        json consent;
+        for (auto& [key, value] : d.audit_detail.items()) {
+          if (key == "consent") consent = value;
+          ahead.entry_detail.emplace(key, std::move(value));
         }
-        d.audit_detail = std::move(kept);
+        d.audit_detail = json::object();
+        if (!consent.is_null()) d.audit_detail["consent"] = std::move(consent);
       }
+      d.redacted_record.reset();
       ahead.made = true;
       p.predecided.push_back(std::move(pre));
     }
