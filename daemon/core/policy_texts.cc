@@ -1,7 +1,6 @@
 // The stored policy texts and the explanation of delivery entries (policy_texts.h).
 #include "daemon/core/policy_texts.h"
 
-#include <unordered_map>
 #include <utility>
 
 #include "daemon/core/crypto.h"
@@ -139,32 +138,8 @@ std::optional<json> CiteDelivery(const Delivery& delivery, const DeliveryDecisio
   }
   if (auto basis = detail.find("basis"); basis != detail.end()) cited["basis"] = *basis;
   // Stored cited only if a replay will answer word for word what the caller was answered.
-  // The sentences are a function of the citation under one policy, so each thread remembers
-  // the citations it has checked (with the answer's shape) for the policy it last saw.
-  struct Checked {
-    const policy::Policy* policy = nullptr;
-    std::string version;
-    std::unordered_map<std::string, bool> same;
-  };
-  thread_local Checked checked;
-  if (checked.policy != policy || checked.version != policy->version() ||
-      checked.same.size() > 4096) {
-    checked.policy = policy;
-    checked.version = policy->version();
-    checked.same.clear();
-  }
-  size_t length = 0;
-  for (const std::string& r : delivery.reasons) length += r.size();
-  std::string key = cited["codes"].dump() + cited["rules_fired"].dump() +
-                    cited.value("governing_rule", json()).dump() +
-                    cited.value("basis", json()).dump() + std::to_string(delivery.reasons.size()) +
-                    "/" + std::to_string(length);
-  auto [it, fresh] = checked.same.try_emplace(std::move(key), false);
-  if (fresh) {
-    auto again = Spell(cited, *policy);
-    it->second = again && *again == delivery.reasons;
-  }
-  if (!it->second) return std::nullopt;
+  auto again = Spell(cited, *policy);
+  if (!again || *again != delivery.reasons) return std::nullopt;
   return cited;
 }
 
