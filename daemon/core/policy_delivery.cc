@@ -188,11 +188,13 @@ DeliveryDecision PolicyDeliveryPolicy::DecideInContext(const Caller& caller,
   // (R5, R7). The policy's own text (rule reasons, lawful basis, consent and override terms)
   // is not repeated: policy_version names the file, governing_rule the rule whose terms
   // applied, and basis which of its conditions the lawful basis took (docs/audit-log.md).
-  json detail = {{"policy_version", d.policy_version},
-                 {"rules_fired", d.rules_fired},
-                 {"consent", policy::ConsentStateName(d.consent)},
-                 {"age_band", policy::AgeBandName(d.age_band)}};
-  if (!d.governing_rule.empty()) detail["governing_rule"] = d.governing_rule;
+  // Member by member: the {{key, value}, ...} form builds an array per member first.
+  json detail = json::object();
+  detail.emplace("policy_version", d.policy_version);
+  detail.emplace("rules_fired", d.rules_fired);
+  detail.emplace("consent", policy::ConsentStateName(d.consent));
+  detail.emplace("age_band", policy::AgeBandName(d.age_band));
+  if (!d.governing_rule.empty()) detail.emplace("governing_rule", d.governing_rule);
   if (!d.lawful_basis.empty()) {
     json basis = json::array({"art6"});
     if (request.record.classification.special_category) basis.push_back("art9");

@@ -126,17 +126,19 @@ std::optional<json> CiteDelivery(const Delivery& delivery, const DeliveryDecisio
   if (version == detail.end() || *version != policy->version() || fired == detail.end()) {
     return std::nullopt;
   }
-  json cited = {{"recipient", delivery.recipient},
-                {"decision", delivery.decision},
-                {"message_id", delivery.message_id.empty() ? json(nullptr)
-                                                           : json(delivery.message_id)},
-                {"codes", decision.audit_reasons},
-                {"rules_fired", *fired},
-                {"policy_version", *version}};
+  // Member by member: the {{key, value}, ...} form builds an array per member first.
+  json cited = json::object();
+  cited.emplace("recipient", delivery.recipient);
+  cited.emplace("decision", delivery.decision);
+  cited.emplace("message_id",
+                delivery.message_id.empty() ? json(nullptr) : json(delivery.message_id));
+  cited.emplace("codes", decision.audit_reasons);
+  cited.emplace("rules_fired", *fired);
+  cited.emplace("policy_version", *version);
   if (auto rule = detail.find("governing_rule"); rule != detail.end()) {
-    cited["governing_rule"] = *rule;
+    cited.emplace("governing_rule", *rule);
   }
-  if (auto basis = detail.find("basis"); basis != detail.end()) cited["basis"] = *basis;
+  if (auto basis = detail.find("basis"); basis != detail.end()) cited.emplace("basis", *basis);
   // Stored cited only if a replay will answer word for word what the caller was answered.
   auto again = Spell(cited, *policy);
   if (!again || *again != delivery.reasons) return std::nullopt;

@@ -136,7 +136,10 @@ struct PushPrepared final : core::StoreContext::PreparedPush {
     json entry_detail;          // the delivery entry's detail but its deadline (DoPush)
   };
   struct Predecided {
-    config::Agency recipient;  // as the registry gave it
+    // The recipient as the registry gave it: what the decision depended on.
+    std::string recipient_id;
+    config::Role recipient_role = config::Role::kCsc;
+    std::string recipient_area;
     DeliveryDecision decision;
     Ahead ahead;
   };
@@ -333,8 +336,8 @@ class SqliteGateway final : public Gateway, private core::StoreContext {
     for (const std::string& id : req.recipients) {
       const config::Agency* agency = registry->Find(id);
       if (agency == nullptr) return;  // refused on the writer; nothing to reuse
-      PushPrepared::Predecided pre{*agency, policy_->DecideInContext(caller, req, *agency, context),
-                                   {}};
+      PushPrepared::Predecided pre{agency->id, agency->role, agency->area,
+                                   policy_->DecideInContext(caller, req, *agency, context), {}};
       DeliveryDecision& d = pre.decision;
       PushPrepared::Ahead& ahead = pre.ahead;
       if (d.decision != "deny") ahead.message_id = core::TimeOrderedId("msg_", context.now_ms);
@@ -874,8 +877,8 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
     DeliveryDecision d;
     PushPrepared::Ahead made;
     auto& ahead = prepared->predecided;
-    if (predecided && !ahead[r].decision.decision.empty() && ahead[r].recipient.id == agency->id &&
-        ahead[r].recipient.role == agency->role && ahead[r].recipient.area == agency->area) {
+    if (predecided && !ahead[r].decision.decision.empty() && ahead[r].recipient_id == agency->id &&
+        ahead[r].recipient_role == agency->role && ahead[r].recipient_area == agency->area) {
       d = std::move(ahead[r].decision);
       made = std::move(ahead[r].ahead);
       ahead[r].decision = DeliveryDecision{};  // taken: a job run again decides for itself

@@ -8,6 +8,7 @@
 #include "adapters/fhir/fhir_flag.h"
 #include "adapters/registry.h"
 #include "daemon/server/http_util.h"
+#include "record/canonical_json.h"
 #include "record/record.h"
 #include "record/json_pointer.h"
 
@@ -178,6 +179,39 @@ bool WantsFhir(std::string_view accept) {
 }
 
 }  // namespace
+
+// The push answer's body: the bytes of Dump(outcome.ToJson()), written member by member in
+// key order without building the JSON first (its reasons run to a kilobyte a delivery).
+std::string PushAnswerBody(const PushOutcome& outcome) {
+  std::string out;
+  out.reserve(256);
+  out += "{\"deliveries\":[";
+  for (size_t i = 0; i < outcome.deliveries.size(); ++i) {
+    const Delivery& d = outcome.deliveries[i];
+    if (i > 0) out += ',';
+    out += "{\"decision\":";
+    record::AppendCanonicalJsonString(out, d.decision);
+    out += ",\"message_id\":";
+    if (d.message_id.empty()) {
+      out += "null";
+    } else {
+      record::AppendCanonicalJsonString(out, d.message_id);
+    }
+    out += ",\"reasons\":[";
+    for (size_t r = 0; r < d.reasons.size(); ++r) {
+      if (r > 0) out += ',';
+      record::AppendCanonicalJsonString(out, d.reasons[r]);
+    }
+    out += "],\"recipient\":";
+    record::AppendCanonicalJsonString(out, d.recipient);
+    out += '}';
+  }
+  out += "],\"record_id\":";
+  record::AppendCanonicalJsonString(out, outcome.record_id);
+  out += '}';
+  return out;
+}
+
 
 struct Api::Call {
   Caller caller;
@@ -450,7 +484,11 @@ void Api::PushRecord(std::shared_ptr<Call> call) const {
   const Caller caller = call->caller;
   gateway_.Push(caller, std::move(push),
                 Deliver<PushOutcome>(call, [call](const PushOutcome& outcome) {
-                  return JsonReply(outcome.created ? 201 : 200, outcome.ToJson(), call->route);
+                  ApiReply reply;
+                  reply.status = outcome.created ? 201 : 200;
+                  reply.body = PushAnswerBody(outcome);
+                  reply.route = call->route;
+                  return reply;
                 }));
 }
 

@@ -54,6 +54,10 @@ nlohmann::json ErrorBody(const Status& status);
 // ErrorBody with the status code HttpStatusFor(status.code()).
 ApiReply ErrorReply(const Status& status, std::string route);
 
+// The body of a push's answer (201, or 200 for a replay): the same bytes as the canonical JSON
+// of outcome.ToJson(), written without building the JSON first.
+std::string PushAnswerBody(const PushOutcome& outcome);
+
 class Api {
  public:
   // `gateway` and `log` are not owned and must outlive the Api and every call in flight.

@@ -8,9 +8,25 @@
 #include "daemon/server/api.h"
 #include "daemon/server/metrics.h"
 #include "daemon/server/tls.h"
+#include "record/record.h"
 
 namespace safegate::server {
 namespace {
+
+TEST(PushAnswerBody, SameBytesAsTheCanonicalJsonOfTheOutcome) {
+  PushOutcome outcome;
+  outcome.record_id = "rec_0190a1b2c3d4e5f60718293a4b5c6d7e";
+  outcome.deliveries = {
+      {"bradford-csc", "permit",
+       {"R2: police share \"CSE\" flags", "lawful basis: UK GDPR Art 6(1)(e)",
+        "caf\xc3\xa9 \xe2\x82\xac", "bad \xc3 utf8", "\x01 control \\ slash", ""},
+       "msg_0190a1b2c3d4e5f60718293a4b5c6d7e"},
+      {"bthft", "deny", {}, ""}};
+  EXPECT_EQ(PushAnswerBody(outcome), record::CanonicalJson(outcome.ToJson()));
+  EXPECT_NE(PushAnswerBody(outcome).find("\"message_id\":null"), std::string::npos);
+  outcome.deliveries.clear();
+  EXPECT_EQ(PushAnswerBody(outcome), record::CanonicalJson(outcome.ToJson()));
+}
 
 TEST(ErrorBody, EveryCodeRendersItsNameAndStatus) {
   for (ErrorCode code : AllErrorCodes()) {
