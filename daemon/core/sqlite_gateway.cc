@@ -896,11 +896,13 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
     if (d.decision == "redact" && !d.redacted_record && !made.made) {
       return Status::Internal("policy decided redact without a redacted record");
     }
-    Delivery del{agency->id, d.decision, d.reasons, ""};
+    // The reasons (about a kilobyte with a policy) move to the answer: nothing below reads
+    // them from the decision.
+    Delivery del{agency->id, d.decision, std::move(d.reasons), ""};
     if (d.decision != "deny") {
       del.message_id = made.made ? made.message_id : core::TimeOrderedId("msg_", now);
     }
-    out.deliveries.push_back(del);
+    out.deliveries.push_back(std::move(del));
     planned.push_back({agency, std::move(d), std::move(made)});
   }
 
@@ -984,7 +986,7 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
     // The reasons as the audit entry records them (codes the policy version resolves).
     const DeliveryDecision& d = planned[i].decision;
     s.Bind(5, req.purpose).Bind(6, del.decision);
-    s.Bind(7, record::CanonicalJson(d.audit_reasons.empty() ? d.reasons : d.audit_reasons));
+    s.Bind(7, record::CanonicalJson(d.audit_reasons.empty() ? del.reasons : d.audit_reasons));
     if (view_ciphertext.empty()) {
       s.BindNull(8).BindNull(9);
     } else {
