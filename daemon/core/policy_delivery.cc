@@ -171,16 +171,19 @@ DeliveryDecision PolicyDeliveryPolicy::DecideInContext(const Caller& caller,
     if (parsed.ok()) in.safeguarding_override = std::move(*parsed);
   }
 
-  const policy::Decision d = current->Decide(in);
+  // The decision is this function's own: its texts are moved out, not copied (each below is
+  // read before it is moved).
+  policy::Decision d = current->Decide(in);
   out.decision = std::string(policy::EffectName(d.effect));
   // The answer to the pushing agency spells everything out; the audit entry cites it
   // (below), and the entry's policy_version turns the citations back into the text.
-  out.reasons = d.reasons;
+  const bool has_basis = !d.lawful_basis.empty();
+  out.reasons = std::move(d.reasons);
   out.reasons.push_back("rules fired: " + Join(d.rules_fired, ", "));
-  if (!d.lawful_basis.empty()) out.reasons.push_back("lawful basis: " + d.lawful_basis);
+  if (has_basis) out.reasons.push_back("lawful basis: " + d.lawful_basis);
   out.reasons.push_back("policy version: " + d.policy_version);
-  out.audit_reasons = d.reason_codes;
-  out.lawful_basis = d.lawful_basis;
+  out.audit_reasons = std::move(d.reason_codes);
+  out.lawful_basis = std::move(d.lawful_basis);
   out.override_used = d.override_used;
   out.retention_days = d.retention_days;
 
@@ -190,12 +193,12 @@ DeliveryDecision PolicyDeliveryPolicy::DecideInContext(const Caller& caller,
   // applied, and basis which of its conditions the lawful basis took (docs/audit-log.md).
   // Member by member: the {{key, value}, ...} form builds an array per member first.
   json detail = json::object();
-  detail.emplace("policy_version", d.policy_version);
-  detail.emplace("rules_fired", d.rules_fired);
+  detail.emplace("policy_version", std::move(d.policy_version));
+  detail.emplace("rules_fired", std::move(d.rules_fired));
   detail.emplace("consent", policy::ConsentStateName(d.consent));
   detail.emplace("age_band", policy::AgeBandName(d.age_band));
   if (!d.governing_rule.empty()) detail.emplace("governing_rule", d.governing_rule);
-  if (!d.lawful_basis.empty()) {
+  if (has_basis) {
     json basis = json::array({"art6"});
     if (request.record.classification.special_category) basis.push_back("art9");
     if (request.record.classification.criminal_offence) basis.push_back("art10");
