@@ -681,32 +681,21 @@ void ReadAuditForward(const Reader& reader, const toml::table& audit, const fs::
     f.key = Resolve(base_dir, *key);
     RequireReadableFile(reader, key_line, prefix + ".key", f.key);
   }
-  if (auto name = reader.String(*table, prefix, "server_name", &line)) {
-    if (!IsPrintUsAscii(*name, 253)) {
-      reader.Fail(line, prefix + ".server_name",
-                  "\"" + *name + "\" is not a host name or IP address (1 to 253 printable ASCII "
-                  "characters, no spaces)");
+  // A printable-ASCII token of at most `max` characters; `what` names it in the refusal.
+  auto token = [&](std::string_view name, size_t max,
+                   std::string_view what) -> std::optional<std::string> {
+    int64_t at = 0;
+    auto value = reader.String(*table, prefix, name, &at);
+    if (value && !IsPrintUsAscii(*value, max)) {
+      reader.Fail(at, prefix + "." + std::string(name),
+                  "\"" + *value + "\" is not " + std::string(what) + " (1 to " +
+                      std::to_string(max) + " printable ASCII characters, no spaces)");
     }
-    f.server_name = *name;
-  } else {
-    f.server_name = f.host;
-  }
-  if (auto app = reader.String(*table, prefix, "app_name", &line)) {
-    if (!IsPrintUsAscii(*app, 48)) {
-      reader.Fail(line, prefix + ".app_name",
-                  "\"" + *app + "\" is not an RFC 5424 APP-NAME (1 to 48 printable ASCII "
-                  "characters, no spaces)");
-    }
-    f.app_name = *app;
-  }
-  if (auto host = reader.String(*table, prefix, "hostname", &line)) {
-    if (!IsPrintUsAscii(*host, 255)) {
-      reader.Fail(line, prefix + ".hostname",
-                  "\"" + *host + "\" is not an RFC 5424 HOSTNAME (1 to 255 printable ASCII "
-                  "characters, no spaces)");
-    }
-    f.hostname = *host;
-  }
+    return value;
+  };
+  f.server_name = token("server_name", 253, "a host name or IP address").value_or(f.host);
+  if (auto app = token("app_name", 48, "an RFC 5424 APP-NAME")) f.app_name = *app;
+  if (auto host = token("hostname", 255, "an RFC 5424 HOSTNAME")) f.hostname = *host;
   reader.ReadDuration(*table, prefix, "retry_initial", f.retry_initial);
   reader.ReadDuration(*table, prefix, "retry_max", f.retry_max);
   reader.ReadDuration(*table, prefix, "poll_interval", f.poll_interval);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -13,6 +14,6 @@ namespace safegate::record {
 // Appends CanonicalJson(value).
 void AppendCanonicalJson(std::string& out, const nlohmann::json& value);
 // Appends CanonicalJson(nlohmann::json(text)): the quoted, escaped string.
-void AppendCanonicalJsonString(std::string& out, const std::string& text);
+void AppendCanonicalJsonString(std::string& out, std::string_view text);
 
 }  // namespace safegate::record

@@ -1302,10 +1302,10 @@ namespace {
 // printable ASCII without '"' or '\\' (nearly every string the gateway writes) is copied as it
 // is, and anything else is left to nlohmann, so the bytes are the same by construction
 // (CanonicalJsonTest checks them against dump()).
-void AppendCanonicalString(std::string& out, const std::string& s) {
+void AppendCanonicalString(std::string& out, std::string_view s) {
   for (unsigned char c : s) {
     if (c < 0x20 || c >= 0x7F || c == '"' || c == '\\') {
-      out += json(s).dump(-1, ' ', false, json::error_handler_t::replace);
+      out += json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
       return;
     }
   }
@@ -1370,7 +1370,7 @@ void AppendCanonical(std::string& out, const json& value) {
 
 void AppendCanonicalJson(std::string& out, const json& value) { AppendCanonical(out, value); }
 
-void AppendCanonicalJsonString(std::string& out, const std::string& text) {
+void AppendCanonicalJsonString(std::string& out, std::string_view text) {
   AppendCanonicalString(out, text);
 }
 

@@ -179,9 +179,7 @@ DeliveryDecision PolicyDeliveryPolicy::DecideInContext(const Caller& caller,
   // (below), and the entry's policy_version turns the citations back into the text.
   const bool has_basis = !d.lawful_basis.empty();
   out.reasons = std::move(d.reasons);
-  out.reasons.push_back("rules fired: " + Join(d.rules_fired, ", "));
-  if (has_basis) out.reasons.push_back("lawful basis: " + d.lawful_basis);
-  out.reasons.push_back("policy version: " + d.policy_version);
+  AppendDecisionLines(out.reasons, d.rules_fired, d.lawful_basis, d.policy_version);
   out.audit_reasons = std::move(d.reason_codes);
   out.lawful_basis = std::move(d.lawful_basis);
   out.override_used = d.override_used;
@@ -226,6 +224,14 @@ DeliveryDecision PolicyDeliveryPolicy::DecideInContext(const Caller& caller,
                            "s47_enquiry and missing_child where the rule allows it";
   }
   return out;
+}
+
+void AppendDecisionLines(std::vector<std::string>& reasons,
+                         const std::vector<std::string>& rules_fired,
+                         std::string_view lawful_basis, std::string_view policy_version) {
+  reasons.push_back("rules fired: " + Join(rules_fired, ", "));
+  if (!lawful_basis.empty()) reasons.push_back("lawful basis: " + std::string(lawful_basis));
+  reasons.push_back("policy version: " + std::string(policy_version));
 }
 
 int PolicyDeliveryPolicy::RetentionDays(record::Kind kind) const {

@@ -11,6 +11,8 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -21,6 +23,14 @@
 #include "record/status.h"
 
 namespace safegate::core {
+
+// The lines a delivery's answer ends with, after the policy's sentences: "rules fired: ...",
+// "lawful basis: ..." when the decision has one, and "policy version: ...". The one place they
+// are composed: DecideInContext answers with them, and a replay spells them again from a
+// stored citation (CitedReasons, policy_texts.h).
+void AppendDecisionLines(std::vector<std::string>& reasons,
+                         const std::vector<std::string>& rules_fired,
+                         std::string_view lawful_basis, std::string_view policy_version);
 
 // config::Role and policy::Role name the same roles.
 policy::Role PolicyRole(config::Role role);

@@ -77,11 +77,15 @@ Status PrepareDecisionContext(StoreContext& store, const DeliveryPolicy& policy,
   return Status::Ok();
 }
 
-void MergeAuditDetail(json& detail, const DeliveryDecision& decision) {
+void MergeAuditDetail(json& detail, DeliveryDecision& decision) {
   if (!decision.audit_detail.is_object()) return;
-  for (const auto& [key, value] : decision.audit_detail.items()) {
-    if (!detail.contains(key)) detail[key] = value;
+  json consent;
+  for (auto& [key, value] : decision.audit_detail.items()) {
+    if (key == "consent") consent = value;
+    detail.emplace(key, std::move(value));  // a member already there stays
   }
+  decision.audit_detail = json::object();
+  if (!consent.is_null()) decision.audit_detail["consent"] = std::move(consent);
 }
 
 RetentionPlan PlanRetention(const DeliveryPolicy& policy, const PushRequest& request,

@@ -38,8 +38,10 @@ Status PrepareDecisionContext(StoreContext& store, const DeliveryPolicy& policy,
                               const PushRequest& request, int64_t now_ms,
                               DecisionContext& context);
 
-// Adds a decision's audit detail to its delivery entry's detail (existing members win).
-void MergeAuditDetail(nlohmann::json& detail, const DeliveryDecision& decision);
+// Moves a decision's audit detail into its delivery entry's detail (existing members win).
+// The decision keeps only its consent state, which the override's entry reads
+// (AfterPushDecisions).
+void MergeAuditDetail(nlohmann::json& detail, DeliveryDecision& decision);
 
 // Retention deadlines of a pushed record and of each delivered copy (R9), in ms since the
 // epoch; 0 means no period (kept until deleted otherwise). The push writes them with its rows.

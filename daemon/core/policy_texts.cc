@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "daemon/core/crypto.h"
+#include "daemon/core/policy_delivery.h"
 
 namespace safegate::core {
 
@@ -44,6 +45,28 @@ const policy::Policy* PolicyExplainer::Find(const std::string& version) {
   return loaded_.emplace(version, std::move(found)).first->second.get();
 }
 
+namespace {
+
+// The lawful basis a citation (a delivery entry's detail, a stored answer's delivery) names:
+// the basis its governing rule gives a record under the articles in its "basis" list, from
+// `p`. nullopt when it cites none, is malformed, or `p` has no permit rule of that id.
+std::optional<std::string> CitedLawfulBasis(const json& citation, const policy::Policy& p) {
+  auto basis = citation.find("basis");
+  auto rule = citation.find("governing_rule");
+  if (basis == citation.end() || !basis->is_array() || rule == citation.end() ||
+      !rule->is_string()) {
+    return std::nullopt;
+  }
+  bool art9 = false, art10 = false;
+  for (const json& b : *basis) {
+    if (b == "art9") art9 = true;
+    if (b == "art10") art10 = true;
+  }
+  return p.LawfulBasisOf(rule->get_ref<const std::string&>(), art9, art10);
+}
+
+}  // namespace
+
 void PolicyExplainer::Explain(AuditEntry& e) {
   if (e.action != "delivery_permitted" && e.action != "delivery_redacted" &&
       e.action != "delivery_denied") {
@@ -59,16 +82,8 @@ void PolicyExplainer::Explain(AuditEntry& e) {
   json basis = nullptr;
   if (auto old = e.detail.find("lawful_basis"); old != e.detail.end() && old->is_string()) {
     basis = *old;  // an entry from before the basis was cited
-  } else if (auto cited = e.detail.find("basis"); cited != e.detail.end() && cited->is_array()) {
-    auto rule = e.detail.find("governing_rule");
-    if (p != nullptr && rule != e.detail.end() && rule->is_string()) {
-      bool art9 = false, art10 = false;
-      for (const json& c : *cited) {
-        if (c == "art9") art9 = true;
-        if (c == "art10") art10 = true;
-      }
-      if (auto text = p->LawfulBasisOf(rule->get<std::string>(), art9, art10)) basis = *text;
-    }
+  } else if (p != nullptr) {
+    if (auto text = CitedLawfulBasis(e.detail, *p)) basis = *text;
   }
   e.explained = {{"reasons", std::move(reasons)},
                  {"lawful_basis", std::move(basis)},
@@ -91,27 +106,18 @@ std::optional<std::vector<std::string>> Spell(const json& cited, const policy::P
     if (!c.is_string()) return std::nullopt;
     reasons.push_back(p.ExplainReason(c.get_ref<const std::string&>()));
   }
-  std::string line = "rules fired: ";
-  for (size_t i = 0; i < fired->size(); ++i) {
-    const json& r = (*fired)[i];
+  std::vector<std::string> rules;
+  for (const json& r : *fired) {
     if (!r.is_string()) return std::nullopt;
-    if (i > 0) line += ", ";
-    line += r.get_ref<const std::string&>();
+    rules.push_back(r.get<std::string>());
   }
-  reasons.push_back(std::move(line));
-  if (auto basis = cited.find("basis"); basis != cited.end()) {
-    auto rule = cited.find("governing_rule");
-    if (!basis->is_array() || rule == cited.end() || !rule->is_string()) return std::nullopt;
-    bool art9 = false, art10 = false;
-    for (const json& b : *basis) {
-      if (b == "art9") art9 = true;
-      if (b == "art10") art10 = true;
-    }
-    auto text = p.LawfulBasisOf(rule->get_ref<const std::string&>(), art9, art10);
+  std::string basis;
+  if (cited.contains("basis")) {
+    auto text = CitedLawfulBasis(cited, p);
     if (!text) return std::nullopt;
-    reasons.push_back("lawful basis: " + *text);
+    basis = std::move(*text);
   }
-  reasons.push_back("policy version: " + p.version());
+  AppendDecisionLines(reasons, rules, basis, p.version());
   return reasons;
 }
 

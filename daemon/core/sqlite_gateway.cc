@@ -348,20 +348,10 @@ class SqliteGateway final : public Gateway, private core::StoreContext {
       }
       ahead.cited = core::CiteDelivery(Delivery{agency->id, d.decision, d.reasons, ahead.message_id},
                                        d, snapshot.get());
-      // The entry's detail: the decision's merged in as MergeAuditDetail does (a key already
-      // there stays), moved rather than copied. The decision keeps only its consent state,
-      // which the override's entry reads (policy_push.cc); the redacted view, sealed above,
-      // is freed here rather than on the writer.
+      // The entry's detail but its deadline; the redacted view, sealed above, is freed here
+      // rather than on the writer.
       ahead.entry_detail = {{"recipient", agency->id}};
-      if (d.audit_detail.is_object()) {
-        json consent;
-        for (auto& [key, value] : d.audit_detail.items()) {
-          if (key == "consent") consent = value;
-          ahead.entry_detail.emplace(key, std::move(value));
-        }
-        d.audit_detail = json::object();
-        if (!consent.is_null()) d.audit_detail["consent"] = std::move(consent);
-      }
+      core::MergeAuditDetail(ahead.entry_detail, d);
       d.redacted_record.reset();
       ahead.made = true;
       p.predecided.push_back(std::move(pre));
@@ -1023,14 +1013,13 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
     e.decision = del.decision;
     const DeliveryDecision& d = planned[i].decision;
     e.reasons = d.audit_reasons.empty() ? del.reasons : d.audit_reasons;  // codes, if any
-    if (planned[i].ahead.made) {  // the same detail, merged before the push was queued
+    if (planned[i].ahead.made) {  // merged before the push was queued
       e.detail = std::move(planned[i].ahead.entry_detail);
-      if (!del.message_id.empty()) e.detail.emplace("deadline", core::FormatTimeMs(deadline));
     } else {
       e.detail = {{"recipient", del.recipient}};
-      if (!del.message_id.empty()) e.detail["deadline"] = core::FormatTimeMs(deadline);
       core::MergeAuditDetail(e.detail, planned[i].decision);  // rules, basis, withheld fields
     }
+    if (!del.message_id.empty()) e.detail["deadline"] = core::FormatTimeMs(deadline);
     if (Status st = Append(e); !st.ok()) return st;
   }
   // The safeguarding override's entry and notice (policy_push.cc).

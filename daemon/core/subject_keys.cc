@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "record/canonical_json.h"
 #include "record/record.h"
 
 namespace safegate::core {
@@ -22,15 +23,6 @@ std::string DetailsAd(int64_t seq) { return "audit_details:" + std::to_string(se
 void Wipe(std::string& s) {
   if (!s.empty()) sodium_memzero(s.data(), s.size());
   s.clear();
-}
-
-// Whether canonical JSON writes `s` between quotes as it is (record::CanonicalJson escapes
-// only control characters, quotes, backslashes and non-ASCII bytes).
-bool CanonicalVerbatim(std::string_view s) {
-  for (unsigned char c : s) {
-    if (c < 0x20 || c >= 0x7F || c == '"' || c == '\\') return false;
-  }
-  return true;
 }
 
 // A fresh salt as hex. The random bytes are drawn from the kernel a block at a time (one
@@ -65,27 +57,20 @@ bool IsLowerHex(std::string_view s) {
 
 std::string AuditDetailsBytes(std::string_view subject, std::string_view salt_hex,
                               std::string_view text) {
-  // Every audit entry about a subject makes these bytes, so the usual case (printable ASCII
-  // that needs no escape: references, hex, most texts) is written directly; anything else
-  // goes through record::CanonicalJson. Both give the same bytes (members in key order, no
-  // blanks; AuditDetailsTest.BytesAndParse pins both).
-  if (CanonicalVerbatim(subject) && CanonicalVerbatim(salt_hex) && CanonicalVerbatim(text)) {
-    std::string out;
-    out.reserve(36 + salt_hex.size() + subject.size() + (text.empty() ? 0 : 10 + text.size()));
-    out += "{\"salt\":\"";
-    out += salt_hex;
-    out += "\",\"subject\":\"";
-    out += subject;
-    if (!text.empty()) {
-      out += "\",\"text\":\"";
-      out += text;
-    }
-    out += "\"}";
-    return out;
+  // Every audit entry about a subject makes these bytes: the canonical JSON of {salt, subject,
+  // text (when not empty)}, written member by member in key order (record/canonical_json.h).
+  std::string out;
+  out.reserve(36 + salt_hex.size() + subject.size() + (text.empty() ? 0 : 10 + text.size()));
+  out += "{\"salt\":";
+  record::AppendCanonicalJsonString(out, salt_hex);
+  out += ",\"subject\":";
+  record::AppendCanonicalJsonString(out, subject);
+  if (!text.empty()) {
+    out += ",\"text\":";
+    record::AppendCanonicalJsonString(out, text);
   }
-  json j = {{"salt", salt_hex}, {"subject", subject}};
-  if (!text.empty()) j["text"] = text;
-  return record::CanonicalJson(j);
+  out += '}';
+  return out;
 }
 
 Result<AuditDetails> ParseAuditDetails(std::string_view bytes) {
