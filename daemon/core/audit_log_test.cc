@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <future>
 #include <iostream>
 
 #include "daemon/audit/encoding.h"
@@ -13,6 +14,7 @@
 #include "daemon/core/schema.h"
 #include "daemon/core/test_support.h"
 #include "daemon/core/time_format.h"
+#include "daemon/core/writer.h"
 
 namespace safegate::core {
 namespace {
@@ -410,6 +412,110 @@ TEST_F(LogFixture, RolledBackAppendsLeaveNothingBehind) {
   const VerifyReport report = Verify();
   EXPECT_TRUE(report.ok) << report.problem;
   EXPECT_EQ(report.tree_size, 2);
+}
+
+// A batch of writer jobs, queued before the writer starts so that they run as one batch.
+class WriterFixture : public LogFixture {
+ protected:
+  struct Queued {
+    std::future<Status> done;
+  };
+  // A job that appends `e`, then returns `result`; `on_refused` (optional) appends `refusal`.
+  Queued Submit(Writer& w, AuditEntry e, Status result, std::optional<AuditEntry> refusal,
+                AuditLog& log) {
+    auto promise = std::make_shared<std::promise<Status>>();
+    Queued q{promise->get_future()};
+    Job job;
+    job.run = [&log, e, result]() mutable {
+      AuditEntry copy = e;  // a job may run twice: each run starts from its inputs
+      if (!copy.action.empty()) {
+        if (Status s = log.Append(copy); !s.ok()) return s;
+      }
+      return result;
+    };
+    if (refusal) {
+      job.on_refused = [&log, refusal](const Status&) {
+        AuditEntry copy = *refusal;
+        return log.Append(copy);
+      };
+    }
+    job.done = [promise](Status s) { promise->set_value(std::move(s)); };
+    w.Submit(std::move(job));
+    return q;
+  }
+  static Status Wait(Queued& q) {
+    if (q.done.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
+      ADD_FAILURE() << "the writer did not answer within 60 s";
+      return Status::Internal("timed out");
+    }
+    return q.done.get();
+  }
+  std::vector<std::string> Actions() {
+    std::vector<std::string> out;
+    auto q = db_->PrepareOnce("SELECT action FROM audit ORDER BY seq");
+    EXPECT_TRUE(q.ok());
+    for (;;) {
+      auto row = (*q)->Step();
+      if (!row.ok() || !*row) break;
+      out.push_back((*q)->Text(0));
+    }
+    return out;
+  }
+};
+
+TEST_F(WriterFixture, AJobThatFailsPartWayIsUndoneAndTheRestOfItsBatchCommits) {
+  auto log = MakeLog();
+  ASSERT_TRUE(log->Load().ok());
+  Writer w(db_.get(), log.get(), /*max_batch=*/16);
+  int rollbacks = 0;
+  w.OnRollback([&] { ++rollbacks; });
+  AuditEntry refused = Read();
+  refused.action = "request_rejected";
+  Queued a = Submit(w, Accepted(), Status::Ok(), std::nullopt, *log);
+  Queued b = Submit(w, Permitted(), Status::Internal("fails after its first write"),
+                    std::nullopt, *log);
+  Queued c = Submit(w, Read(), Status::Ok(), std::nullopt, *log);
+  Queued d = Submit(w, Permitted(), Status::Conflict("refused after its first write"), refused,
+                    *log);
+  w.Start();
+  EXPECT_TRUE(Wait(a).ok());
+  EXPECT_EQ(Wait(b).code(), ErrorCode::kInternal);
+  EXPECT_TRUE(Wait(c).ok());
+  EXPECT_EQ(Wait(d).code(), ErrorCode::kConflict);
+  EXPECT_EQ(w.commits(), 1) << "one batch";
+  w.Shutdown();
+  EXPECT_EQ(w.restarts(), 1) << "the batch ran again with savepoints";
+  EXPECT_GE(rollbacks, 3) << "the whole transaction, then b's and d's savepoints";
+  EXPECT_THAT(Actions(), ::testing::ElementsAre("record_accepted", "mailbox_read",
+                                                "request_rejected"));
+  const VerifyReport report = Verify();
+  EXPECT_TRUE(report.ok) << report.problem;
+  EXPECT_EQ(report.tree_size, 3);
+}
+
+TEST_F(WriterFixture, ARefusalBeforeAnyWriteNeedsNoSavepoints) {
+  auto log = MakeLog();
+  ASSERT_TRUE(log->Load().ok());
+  Writer w(db_.get(), log.get(), /*max_batch=*/16);
+  int rollbacks = 0;
+  w.OnRollback([&] { ++rollbacks; });
+  AuditEntry refused = Read();
+  refused.action = "request_rejected";
+  Queued a = Submit(w, Accepted(), Status::Ok(), std::nullopt, *log);
+  Queued b = Submit(w, AuditEntry{}, Status::Forbidden("refused by its checks"), refused, *log);
+  Queued c = Submit(w, Permitted(), Status::Ok(), std::nullopt, *log);
+  w.Start();
+  EXPECT_TRUE(Wait(a).ok());
+  EXPECT_EQ(Wait(b).code(), ErrorCode::kForbidden);
+  EXPECT_TRUE(Wait(c).ok());
+  w.Shutdown();
+  EXPECT_EQ(w.restarts(), 0);
+  EXPECT_EQ(rollbacks, 0);
+  EXPECT_THAT(Actions(), ::testing::ElementsAre("record_accepted", "request_rejected",
+                                                "delivery_permitted"));
+  const VerifyReport report = Verify();
+  EXPECT_TRUE(report.ok) << report.problem;
+  EXPECT_EQ(report.tree_size, 3);
 }
 
 // docs/audit-log.md, "Worked example": these bytes and hashes are pasted there.

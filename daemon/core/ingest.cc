@@ -69,6 +69,7 @@ struct ParsedIngest {
   std::vector<record::Record> records;
   std::vector<Problem> warnings;
   std::vector<PushRequest> requests;  // the records, moved into their pushes by the job
+  bool records_moved = false;         // `records` are in `requests` now
 };
 
 // The request_rejected entry of a refused ingest. Adapters quote the offending values in
@@ -231,17 +232,21 @@ Status RunIngest(StoreContext& store, const Caller& caller, ParsedIngest& in,
   }
   if (Status s = CheckRecipients(registry.get(), out.recipients); !s.ok()) return s;
 
-  out.record_ids.reserve(in.records.size());
   // Each record as the push that stores it. The records are moved in and stay with the
   // job's ParsedIngest, freed when the job is (after its answer), not one by one while the
-  // transaction is open.
+  // transaction is open. A job run again (writer.h) finds them there already.
   std::vector<PushRequest>& requests = in.requests;
-  requests.resize(in.records.size());
-  for (size_t i = 0; i < in.records.size(); ++i) {
-    requests[i].record = std::move(in.records[i]);
-    requests[i].purpose = in.purpose;
-    requests[i].recipients = out.recipients;
+  if (!in.records_moved) {
+    requests.resize(in.records.size());
+    for (size_t i = 0; i < in.records.size(); ++i) {
+      requests[i].record = std::move(in.records[i]);
+      requests[i].purpose = in.purpose;
+    }
+    in.records.clear();
+    in.records_moved = true;
   }
+  for (PushRequest& r : requests) r.recipients = out.recipients;
+  out.record_ids.reserve(requests.size());
   auto stored = [&](size_t i, Status s, const PushOutcome& pushed) {
     if (!s.ok()) return s.code() == ErrorCode::kConflict ? ConflictAt(i, requests[i]) : s;
     out.record_ids.push_back(pushed.record_id);

@@ -374,8 +374,8 @@ Status ConfigureWriteConnection(Db& db) {
       // in memory until COMMIT instead of spilling to the WAL mid-transaction (and being
       // written again), and the index pages a push walks stay cached.
       "PRAGMA cache_size=-65536;"
-      // Each job runs in a SAVEPOINT, whose undo copies (the sub-journal) SQLite otherwise
-      // writes to a temporary file once they pass 64 KiB: a push's would, every time.
+      // A job run in a SAVEPOINT (writer.h: after a job failed part-way) keeps undo copies
+      // (the sub-journal) that SQLite otherwise writes to a temporary file past 64 KiB.
       "PRAGMA temp_store=MEMORY;");
 }
 

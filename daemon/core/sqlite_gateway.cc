@@ -290,6 +290,8 @@ class SqliteGateway final : public Gateway, private core::StoreContext {
     checkpointer_ = std::move(*checkpointer);
     writer_ = std::make_unique<core::Writer>(db_.get(), &audit_, config_->store.max_batch,
                                              checkpointer_.get());
+    // A rolled-back job may have stored the policy's text: store it again when next cited.
+    writer_->OnRollback([this] { policy_text_version_.clear(); });
     writer_->Start();
     return Status::Ok();
   }

@@ -192,61 +192,110 @@ Status Writer::Transaction(const char* sql) {
   return (*stmt)->Run();
 }
 
-void Writer::FailBatch(std::vector<Job>& batch, const Status& why) {
+
+void Writer::RollBackBatch() {
   db_->ResetAll();
   if (db_->InTransaction()) (void)db_->Exec("ROLLBACK");
+  if (on_rollback_) on_rollback_();
+}
+
+void Writer::FailBatch(std::vector<Job>& batch, const Status& why) {
+  RollBackBatch();
   // The chain head in memory may describe entries that were rolled back; the disk is the
   // truth. If even that fails, appends will fail too and every later job reports kInternal.
   (void)audit_->Load();
   for (Job& job : batch) job.done(why);
 }
 
-void Writer::RunBatch(std::vector<Job>& batch, bool final_head) {
-  if (batch.empty() && !audit_->HeadDueIn()) return;  // no work, and no head waiting
+Writer::JobsRun Writer::RunJobs(std::vector<Job>& batch, std::vector<Status>& results,
+                                bool& changed, bool savepoints) {
   if (Status s = Transaction("BEGIN IMMEDIATE"); !s.ok()) {
     FailBatch(batch, s);
-    return;
+    return JobsRun::kFailed;
   }
-  std::vector<Status> results(batch.size());
-  bool changed = false;
+  const AuditLog::Checkpoint at_start = audit_->Save();
+  // Without savepoints, a job that fails having written nothing needs nothing undone; one
+  // that fails part-way through its writes costs the whole transaction, which starts again
+  // with them.
+  auto start_again = [&] {
+    RollBackBatch();
+    audit_->Restore(at_start);
+    return JobsRun::kStartAgain;
+  };
+  auto undo_job = [&](const AuditLog::Checkpoint& saved) -> Status {
+    if (Status s = Transaction("ROLLBACK TO job"); !s.ok()) return s;
+    if (on_rollback_) on_rollback_();
+    audit_->Restore(saved);
+    return Status::Ok();
+  };
+  changed = false;
   for (size_t i = 0; i < batch.size(); ++i) {
     Job& job = batch[i];
     audit_->ForgetSubjectKeys();  // a job's subject key is remembered within the job only
     const AuditLog::Checkpoint saved = audit_->Save();
-    if (Status s = Transaction("SAVEPOINT job"); !s.ok()) {
-      FailBatch(batch, Status::Internal(s.detail()));
-      return;
+    if (savepoints) {
+      if (Status s = Transaction("SAVEPOINT job"); !s.ok()) {
+        FailBatch(batch, Status::Internal(s.detail()));
+        return JobsRun::kFailed;
+      }
     }
+    int64_t writes = sqlite3_total_changes64(db_->raw());
     Status result = Guarded(job.run);
     db_->ResetAll();
     if (!result.ok()) {
-      if (Status s = Transaction("ROLLBACK TO job"); !s.ok()) {
-        FailBatch(batch, Status::Internal(s.detail()));
-        return;
+      if (savepoints) {
+        if (Status s = undo_job(saved); !s.ok()) {
+          FailBatch(batch, Status::Internal(s.detail()));
+          return JobsRun::kFailed;
+        }
+      } else if (sqlite3_total_changes64(db_->raw()) != writes) {
+        return start_again();
+      } else {
+        audit_->Restore(saved);
       }
-      audit_->Restore(saved);
       if (IsRefusal(result) && job.on_refused) {
+        writes = sqlite3_total_changes64(db_->raw());
         Status audited = Guarded([&] { return job.on_refused(result); });
         db_->ResetAll();
         if (!audited.ok()) {
-          if (Status s = Transaction("ROLLBACK TO job"); !s.ok()) {
-            FailBatch(batch, Status::Internal(s.detail()));
-            return;
+          if (savepoints) {
+            if (Status s = undo_job(saved); !s.ok()) {
+              FailBatch(batch, Status::Internal(s.detail()));
+              return JobsRun::kFailed;
+            }
+          } else if (sqlite3_total_changes64(db_->raw()) != writes) {
+            return start_again();
+          } else {
+            audit_->Restore(saved);
           }
-          audit_->Restore(saved);
           result = Status::Internal("the refusal could not be audited, so it was not answered: " +
                                     audited.detail());
         }
       }
     }
-    if (Status s = Transaction("RELEASE job"); !s.ok()) {
-      FailBatch(batch, Status::Internal(s.detail()));
-      return;
+    if (savepoints) {
+      if (Status s = Transaction("RELEASE job"); !s.ok()) {
+        FailBatch(batch, Status::Internal(s.detail()));
+        return JobsRun::kFailed;
+      }
     }
     changed = changed || audit_->head().seq != saved.chain.seq || result.ok();
     results[i] = std::move(result);
   }
   audit_->ForgetSubjectKeys();
+  return JobsRun::kDone;
+}
+
+void Writer::RunBatch(std::vector<Job>& batch, bool final_head) {
+  if (batch.empty() && !audit_->HeadDueIn()) return;  // no work, and no head waiting
+  std::vector<Status> results(batch.size());
+  bool changed = false;
+  JobsRun run = RunJobs(batch, results, changed, /*savepoints=*/false);
+  if (run == JobsRun::kStartAgain) {
+    restarts_.fetch_add(1, std::memory_order_relaxed);
+    run = RunJobs(batch, results, changed, /*savepoints=*/true);
+  }
+  if (run != JobsRun::kDone) return;  // FailBatch has answered every job
 
   // A signed tree head, when one is due, commits with the entries it covers. Failing to sign
   // costs only the head: its savepoint is rolled back and the entries commit without it.

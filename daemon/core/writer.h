@@ -1,11 +1,19 @@
 // The store's single writer thread and its group commit.
 //
 // Every operation on the store is a Job. The writer takes up to `max_batch` queued jobs and
-// runs them in ONE transaction (BEGIN IMMEDIATE ... COMMIT), each job inside its own
-// SAVEPOINT, so one job's failure rolls back only that job, and the whole batch costs one
-// fsync. Callbacks run only after COMMIT has returned: a job's success is reported only once
-// it is durable. If COMMIT fails, every job of the batch gets kInternal and the in-memory
-// audit chain head is reloaded from disk.
+// runs them in ONE transaction (BEGIN IMMEDIATE ... COMMIT), so the whole batch costs one
+// fsync, and one job's failure undoes only that job. Callbacks run only after COMMIT has
+// returned: a job's success is reported only once it is durable. If COMMIT fails, every job
+// of the batch gets kInternal and the in-memory audit chain head is reloaded from disk.
+//
+// Undoing one job: a job that fails before it writes anything (a refusal found by its checks,
+// the usual case) needs nothing undone. So the writer first runs a batch without savepoints,
+// and only if a job fails after it has written something (SQLite's count of changed rows
+// moved) does it roll the whole transaction back and run the batch again with each job in a
+// SAVEPOINT of its own, which undoes exactly that job. A savepoint costs a copy of every page
+// the job changes (the sub-journal), which a push would otherwise pay every time. Jobs must
+// therefore be safe to run again from the start: each run starts from its own inputs, and
+// state a job keeps in memory about what is stored is dropped on a rollback (OnRollback).
 //
 // Signed tree heads: before each COMMIT the writer asks the audit log to sign a head if one is
 // due (AuditLog::SignHeadIfDue), in a savepoint of its own inside the batch's transaction, so
@@ -45,12 +53,12 @@
 namespace safegate::core {
 
 struct Job {
-  // The work, run on the writer thread inside the batch's transaction and the job's own
-  // savepoint. A non-OK Status rolls the savepoint back (and restores the audit chain head).
+  // The work, run on the writer thread inside the batch's transaction. A non-OK Status undoes
+  // what it wrote (and restores the audit chain head). It may run more than once (see above).
   std::function<Status()> run;
   // Optional. When `run` refused the request (any code but kInternal and kUnavailable), this
-  // writes the request_rejected audit entry in a fresh savepoint, so the refusal leaves
-  // exactly its audit entry behind. If it fails, the job's result becomes kInternal.
+  // writes the request_rejected audit entry after `run`'s writes were undone, so the refusal
+  // leaves exactly its audit entry behind. If it fails, the job's result becomes kInternal.
   std::function<Status(const Status& refusal)> on_refused;
   // Called once with the job's final Status: on the writer thread after COMMIT returned, or
   // on the submitting thread (kUnavailable) if the writer is shutting down.
@@ -116,6 +124,11 @@ class Writer {
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
 
+  // `f` runs on the writer thread whenever writes are rolled back (a job's savepoint or the
+  // whole transaction), so that state kept in memory about stored rows can be dropped. Set it
+  // before Start.
+  void OnRollback(std::function<void()> f) { on_rollback_ = std::move(f); }
+
   void Start();
   // Queues `job`. After Shutdown has begun, calls job.done(kUnavailable) at once instead.
   void Submit(Job job);
@@ -126,6 +139,8 @@ class Writer {
 
   int64_t commits() const { return commits_.load(std::memory_order_relaxed); }
   int64_t committed_jobs() const { return committed_jobs_.load(std::memory_order_relaxed); }
+  // Batches run again with savepoints because a job failed after writing.
+  int64_t restarts() const { return restarts_.load(std::memory_order_relaxed); }
   double last_commit_ms() const { return last_commit_ms_.load(std::memory_order_relaxed); }
   // Entries in the audit log as of the last commit.
   int64_t audit_entries() const { return audit_entries_.load(std::memory_order_relaxed); }
@@ -140,6 +155,15 @@ class Writer {
   // Runs one of the transaction statements (BEGIN, SAVEPOINT, RELEASE, ROLLBACK TO, COMMIT),
   // each prepared once: a batch runs several per job. `sql` must be a string literal.
   Status Transaction(const char* sql);
+  enum class JobsRun { kDone, kStartAgain, kFailed };
+  // Begins the batch's transaction and runs its jobs, each in a savepoint if `savepoints`.
+  // kStartAgain: a job failed after writing and there were no savepoints; the transaction has
+  // been rolled back. kFailed: FailBatch has answered every job. kDone: `results` and
+  // `changed` are set and the transaction is open.
+  JobsRun RunJobs(std::vector<Job>& batch, std::vector<Status>& results, bool& changed,
+                  bool savepoints);
+  // Rolls back the whole transaction, if one is open, and calls on_rollback_.
+  void RollBackBatch();
   // Rolls back the whole transaction and reloads in-memory state; every job gets `why`.
   void FailBatch(std::vector<Job>& batch, const Status& why);
 
@@ -151,6 +175,7 @@ class Writer {
   const uint32_t max_batch_;
   Checkpointer* const checkpointer_;
   int last_wal_frames_ = 0;  // the log's size after the previous commit (AfterWalCommit)
+  std::function<void()> on_rollback_;
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -161,6 +186,7 @@ class Writer {
 
   std::atomic<int64_t> commits_{0};
   std::atomic<int64_t> committed_jobs_{0};
+  std::atomic<int64_t> restarts_{0};
   std::atomic<double> last_commit_ms_{0};
   std::atomic<int64_t> audit_entries_{0};
   std::atomic<int64_t> generation_{0};
