@@ -452,14 +452,15 @@ Status SubjectIndex::Link(StoreContext& store, const Caller& caller, const recor
 
   // The names, date of birth and postcode a subject has been seen with: keyed hashes for the
   // candidate lookups, the values sealed for scoring.
-  auto add_traits = [&](const std::string& subject_id) -> Status {
+  // `fresh`: the subject was made by this record, so it has no traits yet.
+  auto add_traits = [&](const std::string& subject_id, bool fresh = false) -> Status {
     if (traits.family.empty() && traits.given.empty()) return Status::Ok();  // cannot score
     const std::string fingerprint =
         Key("traits", Joined({traits.given, traits.given_all, traits.family, traits.birth_date,
                               traits.postcode}));
     // Seen before with these very traits (the usual case for a child's second and later
     // records): the insert below would be ignored, so the sealing is not done for nothing.
-    {
+    if (!fresh) {
       auto seen = db.Prepare(
           "SELECT 1 FROM subject_traits WHERE subject_id = ?1 AND fingerprint = ?2");
       if (!seen.ok()) return seen.status();
@@ -499,7 +500,7 @@ Status SubjectIndex::Link(StoreContext& store, const Caller& caller, const recor
     if (!held.ok()) return held.status();
     if (Status s = AddRefs(db, *held, unknown, "held", record_id, now); !s.ok()) return s;
     if (Status s = AttachRecord(db, *held, record_id); !s.ok()) return s;
-    if (Status s = add_traits(*held); !s.ok()) return s;
+    if (Status s = add_traits(*held, /*fresh=*/true); !s.ok()) return s;
     const std::string review_id = TimeOrderedId("lrv_", now);
     auto ins = db.Prepare(
         "INSERT INTO link_reviews(review_id, record_id, subject_id, subject_ref, reason, "
@@ -693,7 +694,7 @@ Status SubjectIndex::Link(StoreContext& store, const Caller& caller, const recor
   if (!fresh.ok()) return fresh.status();
   if (Status s = AddRefs(db, *fresh, unknown, "new", record_id, now); !s.ok()) return s;
   if (Status s = AttachRecord(db, *fresh, record_id); !s.ok()) return s;
-  return add_traits(*fresh);
+  return add_traits(*fresh, /*fresh=*/true);
 }
 
 // ---- Reviews ----------------------------------------------------------------------------
