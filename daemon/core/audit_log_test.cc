@@ -450,6 +450,16 @@ class WriterFixture : public LogFixture {
     }
     return q.done.get();
   }
+  void SetUp() override {
+    LogFixture::SetUp();
+    log_ = MakeLog();
+    writer_ = std::make_unique<Writer>(db_.get(), log_.get(), /*max_batch=*/16);
+    writer_->OnRollback([this] { ++rollbacks_; });
+    refused_ = Read();
+    refused_.action = "request_rejected";
+  }
+  void TearDown() override { writer_.reset(); }  // before the log and the database
+  // The entries' actions, in order, then the whole log verified.
   std::vector<std::string> Actions() {
     std::vector<std::string> out;
     auto q = db_->PrepareOnce("SELECT action FROM audit ORDER BY seq");
@@ -459,24 +469,27 @@ class WriterFixture : public LogFixture {
       if (!row.ok() || !*row) break;
       out.push_back((*q)->Text(0));
     }
+    const VerifyReport report = Verify();
+    EXPECT_TRUE(report.ok) << report.problem;
+    EXPECT_EQ(report.tree_size, static_cast<int64_t>(out.size()));
     return out;
   }
+
+  std::unique_ptr<AuditLog> log_;
+  std::unique_ptr<Writer> writer_;
+  int rollbacks_ = 0;
+  AuditEntry refused_;
 };
 
 TEST_F(WriterFixture, AJobThatFailsPartWayIsUndoneAndTheRestOfItsBatchCommits) {
-  auto log = MakeLog();
-  ASSERT_TRUE(log->Load().ok());
-  Writer w(db_.get(), log.get(), /*max_batch=*/16);
-  int rollbacks = 0;
-  w.OnRollback([&] { ++rollbacks; });
-  AuditEntry refused = Read();
-  refused.action = "request_rejected";
-  Queued a = Submit(w, Accepted(), Status::Ok(), std::nullopt, *log);
+  ASSERT_TRUE(log_->Load().ok());
+  Writer& w = *writer_;
+  Queued a = Submit(w, Accepted(), Status::Ok(), std::nullopt, *log_);
   Queued b = Submit(w, Permitted(), Status::Internal("fails after its first write"),
-                    std::nullopt, *log);
-  Queued c = Submit(w, Read(), Status::Ok(), std::nullopt, *log);
-  Queued d = Submit(w, Permitted(), Status::Conflict("refused after its first write"), refused,
-                    *log);
+                    std::nullopt, *log_);
+  Queued c = Submit(w, Read(), Status::Ok(), std::nullopt, *log_);
+  Queued d = Submit(w, Permitted(), Status::Conflict("refused after its first write"), refused_,
+                    *log_);
   w.Start();
   EXPECT_TRUE(Wait(a).ok());
   EXPECT_EQ(Wait(b).code(), ErrorCode::kInternal);
@@ -485,37 +498,26 @@ TEST_F(WriterFixture, AJobThatFailsPartWayIsUndoneAndTheRestOfItsBatchCommits) {
   EXPECT_EQ(w.commits(), 1) << "one batch";
   w.Shutdown();
   EXPECT_EQ(w.restarts(), 1) << "the batch ran again with savepoints";
-  EXPECT_GE(rollbacks, 3) << "the whole transaction, then b's and d's savepoints";
+  EXPECT_GE(rollbacks_, 3) << "the whole transaction, then b's and d's savepoints";
   EXPECT_THAT(Actions(), ::testing::ElementsAre("record_accepted", "mailbox_read",
                                                 "request_rejected"));
-  const VerifyReport report = Verify();
-  EXPECT_TRUE(report.ok) << report.problem;
-  EXPECT_EQ(report.tree_size, 3);
 }
 
 TEST_F(WriterFixture, ARefusalBeforeAnyWriteNeedsNoSavepoints) {
-  auto log = MakeLog();
-  ASSERT_TRUE(log->Load().ok());
-  Writer w(db_.get(), log.get(), /*max_batch=*/16);
-  int rollbacks = 0;
-  w.OnRollback([&] { ++rollbacks; });
-  AuditEntry refused = Read();
-  refused.action = "request_rejected";
-  Queued a = Submit(w, Accepted(), Status::Ok(), std::nullopt, *log);
-  Queued b = Submit(w, AuditEntry{}, Status::Forbidden("refused by its checks"), refused, *log);
-  Queued c = Submit(w, Permitted(), Status::Ok(), std::nullopt, *log);
+  ASSERT_TRUE(log_->Load().ok());
+  Writer& w = *writer_;
+  Queued a = Submit(w, Accepted(), Status::Ok(), std::nullopt, *log_);
+  Queued b = Submit(w, AuditEntry{}, Status::Forbidden("refused by its checks"), refused_, *log_);
+  Queued c = Submit(w, Permitted(), Status::Ok(), std::nullopt, *log_);
   w.Start();
   EXPECT_TRUE(Wait(a).ok());
   EXPECT_EQ(Wait(b).code(), ErrorCode::kForbidden);
   EXPECT_TRUE(Wait(c).ok());
   w.Shutdown();
   EXPECT_EQ(w.restarts(), 0);
-  EXPECT_EQ(rollbacks, 0);
+  EXPECT_EQ(rollbacks_, 0);
   EXPECT_THAT(Actions(), ::testing::ElementsAre("record_accepted", "request_rejected",
                                                 "delivery_permitted"));
-  const VerifyReport report = Verify();
-  EXPECT_TRUE(report.ok) << report.problem;
-  EXPECT_EQ(report.tree_size, 3);
 }
 
 // docs/audit-log.md, "Worked example": these bytes and hashes are pasted there.

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <exception>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -222,12 +223,6 @@ Writer::JobsRun Writer::RunJobs(std::vector<Job>& batch, std::vector<Status>& re
     audit_->Restore(at_start);
     return JobsRun::kStartAgain;
   };
-  auto undo_job = [&](const AuditLog::Checkpoint& saved) -> Status {
-    if (Status s = Transaction("ROLLBACK TO job"); !s.ok()) return s;
-    if (on_rollback_) on_rollback_();
-    audit_->Restore(saved);
-    return Status::Ok();
-  };
   changed = false;
   for (size_t i = 0; i < batch.size(); ++i) {
     Job& job = batch[i];
@@ -239,35 +234,31 @@ Writer::JobsRun Writer::RunJobs(std::vector<Job>& batch, std::vector<Status>& re
         return JobsRun::kFailed;
       }
     }
+    // Undoes what the job wrote since SQLite's change count was `writes`. Returns how the
+    // batch goes on: nothing when the job alone was undone, else the end of this run.
+    auto undo = [&](int64_t writes) -> std::optional<JobsRun> {
+      if (!savepoints) {
+        if (sqlite3_total_changes64(db_->raw()) != writes) return start_again();
+      } else if (Status s = Transaction("ROLLBACK TO job"); !s.ok()) {
+        FailBatch(batch, Status::Internal(s.detail()));
+        return JobsRun::kFailed;
+      } else if (on_rollback_) {
+        on_rollback_();
+      }
+      audit_->Restore(saved);
+      return std::nullopt;
+    };
     int64_t writes = sqlite3_total_changes64(db_->raw());
     Status result = Guarded(job.run);
     db_->ResetAll();
     if (!result.ok()) {
-      if (savepoints) {
-        if (Status s = undo_job(saved); !s.ok()) {
-          FailBatch(batch, Status::Internal(s.detail()));
-          return JobsRun::kFailed;
-        }
-      } else if (sqlite3_total_changes64(db_->raw()) != writes) {
-        return start_again();
-      } else {
-        audit_->Restore(saved);
-      }
+      if (auto ended = undo(writes)) return *ended;
       if (IsRefusal(result) && job.on_refused) {
         writes = sqlite3_total_changes64(db_->raw());
         Status audited = Guarded([&] { return job.on_refused(result); });
         db_->ResetAll();
         if (!audited.ok()) {
-          if (savepoints) {
-            if (Status s = undo_job(saved); !s.ok()) {
-              FailBatch(batch, Status::Internal(s.detail()));
-              return JobsRun::kFailed;
-            }
-          } else if (sqlite3_total_changes64(db_->raw()) != writes) {
-            return start_again();
-          } else {
-            audit_->Restore(saved);
-          }
+          if (auto ended = undo(writes)) return *ended;
           result = Status::Internal("the refusal could not be audited, so it was not answered: " +
                                     audited.detail());
         }
