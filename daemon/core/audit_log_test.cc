@@ -420,13 +420,19 @@ class WriterFixture : public LogFixture {
   struct Queued {
     std::future<Status> done;
   };
+  // Queues `job`, whose final Status the returned future holds.
+  static Queued Submit(Writer& w, Job job) {
+    auto promise = std::make_shared<std::promise<Status>>();
+    Queued q{promise->get_future()};
+    job.done = [promise](Status s) { promise->set_value(std::move(s)); };
+    w.Submit(std::move(job));
+    return q;
+  }
   // A job that appends `e`, then returns `result`; `on_refused` (optional) appends `refusal`.
   Queued Submit(Writer& w, AuditEntry e, Status result, std::optional<AuditEntry> refusal,
                 AuditLog& log) {
-    auto promise = std::make_shared<std::promise<Status>>();
-    Queued q{promise->get_future()};
     Job job;
-    job.run = [&log, e, result]() mutable {
+    job.run = [&log, e, result] {
       AuditEntry copy = e;  // a job may run twice: each run starts from its inputs
       if (!copy.action.empty()) {
         if (Status s = log.Append(copy); !s.ok()) return s;
@@ -439,9 +445,7 @@ class WriterFixture : public LogFixture {
         return log.Append(copy);
       };
     }
-    job.done = [promise](Status s) { promise->set_value(std::move(s)); };
-    w.Submit(std::move(job));
-    return q;
+    return Submit(w, std::move(job));
   }
   static Status Wait(Queued& q) {
     if (q.done.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
@@ -518,6 +522,28 @@ TEST_F(WriterFixture, ARefusalBeforeAnyWriteNeedsNoSavepoints) {
   EXPECT_EQ(rollbacks_, 0);
   EXPECT_THAT(Actions(), ::testing::ElementsAre("record_accepted", "request_rejected",
                                                 "delivery_permitted"));
+}
+
+// SQLite ends the whole transaction itself on some errors (a full disk, an I/O error). A job
+// that fails so has changed no rows, but the jobs before it are gone: the batch must not go
+// on outside a transaction, committing later jobs one statement at a time.
+TEST_F(WriterFixture, AJobWhoseFailureEndedTheTransactionFailsTheBatch) {
+  ASSERT_TRUE(log_->Load().ok());
+  Writer& w = *writer_;
+  Queued a = Submit(w, Accepted(), Status::Ok(), std::nullopt, *log_);
+  Job ends;
+  ends.run = [this] {
+    (void)db_->Exec("ROLLBACK");  // as SQLite does after SQLITE_FULL
+    return Status::Internal("the disk is full");
+  };
+  Queued b = Submit(w, std::move(ends));
+  Queued c = Submit(w, Permitted(), Status::Ok(), std::nullopt, *log_);
+  w.Start();
+  EXPECT_EQ(Wait(a).code(), ErrorCode::kInternal);
+  EXPECT_EQ(Wait(b).code(), ErrorCode::kInternal);
+  EXPECT_EQ(Wait(c).code(), ErrorCode::kInternal);
+  w.Shutdown();
+  EXPECT_TRUE(Actions().empty()) << "nothing of the batch was committed";
 }
 
 // docs/audit-log.md, "Worked example": these bytes and hashes are pasted there.

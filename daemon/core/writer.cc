@@ -193,7 +193,6 @@ Status Writer::Transaction(const char* sql) {
   return (*stmt)->Run();
 }
 
-
 void Writer::RollBackBatch() {
   db_->ResetAll();
   if (db_->InTransaction()) (void)db_->Exec("ROLLBACK");
@@ -235,10 +234,14 @@ Writer::JobsRun Writer::RunJobs(std::vector<Job>& batch, std::vector<Status>& re
       }
     }
     // Undoes what the job wrote since SQLite's change count was `writes`. Returns how the
-    // batch goes on: nothing when the job alone was undone, else the end of this run.
+    // batch goes on: nothing when the job alone was undone, else the end of this run. SQLite
+    // itself ends the transaction on some errors (a full disk, I/O): then the jobs before
+    // are gone too, and the batch starts again.
     auto undo = [&](int64_t writes) -> std::optional<JobsRun> {
       if (!savepoints) {
-        if (sqlite3_total_changes64(db_->raw()) != writes) return start_again();
+        if (sqlite3_total_changes64(db_->raw()) != writes || !db_->InTransaction()) {
+          return start_again();
+        }
       } else if (Status s = Transaction("ROLLBACK TO job"); !s.ok()) {
         FailBatch(batch, Status::Internal(s.detail()));
         return JobsRun::kFailed;

@@ -122,12 +122,17 @@ std::string Dump(const json& value) {
   return record::CanonicalJson(value);
 }
 
-ApiReply JsonReply(int status, const json& body, std::string route) {
+// A reply whose body is JSON text already written.
+ApiReply JsonTextReply(int status, std::string body, std::string route) {
   ApiReply reply;
   reply.status = status;
-  reply.body = Dump(body);
+  reply.body = std::move(body);
   reply.route = std::move(route);
   return reply;
+}
+
+ApiReply JsonReply(int status, const json& body, std::string route) {
+  return JsonTextReply(status, Dump(body), std::move(route));
 }
 
 // Refuses any query parameter not in `allowed`.
@@ -211,7 +216,6 @@ std::string PushAnswerBody(const PushOutcome& outcome) {
   out += '}';
   return out;
 }
-
 
 struct Api::Call {
   Caller caller;
@@ -484,11 +488,8 @@ void Api::PushRecord(std::shared_ptr<Call> call) const {
   const Caller caller = call->caller;
   gateway_.Push(caller, std::move(push),
                 Deliver<PushOutcome>(call, [call](const PushOutcome& outcome) {
-                  ApiReply reply;
-                  reply.status = outcome.created ? 201 : 200;
-                  reply.body = PushAnswerBody(outcome);
-                  reply.route = call->route;
-                  return reply;
+                  return JsonTextReply(outcome.created ? 201 : 200, PushAnswerBody(outcome),
+                                       call->route);
                 }));
 }
 
