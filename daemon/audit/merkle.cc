@@ -371,6 +371,29 @@ Hash MerkleTree::Root() const {
   return acc;
 }
 
+uint64_t NodePosition(int level, uint64_t index) {
+  const uint64_t j = index + 1;
+  return 2 * (j << level) - static_cast<uint64_t>(std::popcount(j)) -
+         static_cast<uint64_t>(std::countr_zero(j)) - 1;
+}
+
+uint64_t NodeCountForLeaves(uint64_t n) { return 2 * n - static_cast<uint64_t>(std::popcount(n)); }
+
+std::optional<uint64_t> LeavesForNodeCount(uint64_t nodes) {
+  // NodeCountForLeaves grows strictly with n (by 1 + ctz(n + 1) per leaf), and n <= nodes.
+  uint64_t lo = 0, hi = nodes;
+  while (lo < hi) {
+    const uint64_t mid = lo + (hi - lo) / 2;
+    if (NodeCountForLeaves(mid) < nodes) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  if (NodeCountForLeaves(lo) != nodes) return std::nullopt;
+  return lo;
+}
+
 Status MerkleTree::Append(const Hash& leaf_hash) {
   const uint64_t index = size_;
   if (Status s = store_->Put(0, index, leaf_hash); !s.ok()) return s;

@@ -28,6 +28,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -51,12 +52,11 @@ std::string HashHex(const Hash& hash);
 
 // Where the tree keeps the hashes of its complete subtrees.
 //
-// A relational table implements it directly (the store's SqliteNodeStore,
-// daemon/core/merkle_store.h, does exactly this):
-//   CREATE TABLE merkle_nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL,
-//                              hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID;
-//   Get: SELECT hash FROM merkle_nodes WHERE level = ? AND idx = ?
-//   Put: INSERT INTO merkle_nodes (level, idx, hash) VALUES (?, ?, ?)
+// A relational table implements it directly, keyed by NodePosition so that every append
+// goes to the end of the table (the store's SqliteNodeStore, daemon/core/merkle_store.h):
+//   CREATE TABLE merkle_nodes (pos INTEGER PRIMARY KEY, hash BLOB NOT NULL);
+//   Get: SELECT hash FROM merkle_nodes WHERE pos = NodePosition(level, index)
+//   Put: INSERT INTO merkle_nodes (pos, hash) VALUES (NodePosition(level, index), ?)
 // After a failed append the caller rolls back its transaction (or savepoint), which removes
 // the nodes the append wrote, and restores the tree from a Checkpoint; the same positions are
 // then written again. A store without transactions (MemoryNodeStore) must let Put overwrite.
@@ -71,6 +71,20 @@ class NodeStore {
   // Stores node (level, index). kInternal (or kUnavailable) when the store cannot write.
   virtual Status Put(int level, uint64_t index, const Hash& hash) = 0;
 };
+
+// The order in which a MerkleTree writes nodes (each leaf, then every complete subtree it
+// closes, smallest first), numbered from 0: the post-order of the forest of complete
+// subtrees. A store keyed by this position only ever appends at its end. For node
+// (level, index), with j = index + 1:
+//   NodePosition = 2 * j * 2^level - popcount(j) - ctz(j) - 1
+// e.g. leaves 0, 1 are 0, 1; node (1, 0) is 2; leaves 2, 3 are 3, 4; (1, 1) is 5; (2, 0) is 6.
+// REQUIRES: (index + 1) << (level + 1) fits in 63 bits.
+uint64_t NodePosition(int level, uint64_t index);
+// How many nodes a tree of n leaves has stored: 2n - popcount(n) (positions 0 .. that - 1).
+uint64_t NodeCountForLeaves(uint64_t n);
+// The number of leaves n whose tree has stored exactly `nodes` nodes; nullopt when no tree
+// size gives that count (a node table cut off part-way through an append).
+std::optional<uint64_t> LeavesForNodeCount(uint64_t nodes);
 
 // NodeStore in memory: one vector of hashes per level. For tests, benchmarks and tools that
 // rebuild a tree from a log file. Not thread-safe.

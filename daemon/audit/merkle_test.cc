@@ -559,5 +559,53 @@ TEST(MerkleStorage, MemoryStoreRefusesGapsAndReportsMissingNodes) {
   EXPECT_EQ(*store.Get(0, 0), LeafHash("b"));
 }
 
+// Records where each Put goes, for the position numbering.
+class OrderStore final : public NodeStore {
+ public:
+  Result<Hash> Get(int level, uint64_t index) const override { return inner_.Get(level, index); }
+  Status Put(int level, uint64_t index, const Hash& hash) override {
+    order.emplace_back(level, index);
+    return inner_.Put(level, index, hash);
+  }
+  std::vector<std::pair<int, uint64_t>> order;
+
+ private:
+  MemoryNodeStore inner_;
+};
+
+// NodePosition numbers the nodes in the order the tree writes them: a table keyed by it is
+// only ever appended to, with no gaps, and a tree of n leaves ends at NodeCountForLeaves(n).
+TEST(MerklePositions, NodesAreNumberedInTheOrderTheTreeWritesThem) {
+  OrderStore store;
+  auto tree = MerkleTree::Open(&store, 0);
+  ASSERT_TRUE(tree.ok());
+  for (uint64_t n = 1; n <= 1100; ++n) {
+    ASSERT_TRUE(tree->AppendEntry("entry " + std::to_string(n)).ok());
+    ASSERT_EQ(store.order.size(), NodeCountForLeaves(n)) << n;
+    EXPECT_EQ(LeavesForNodeCount(NodeCountForLeaves(n)), n);
+  }
+  for (size_t pos = 0; pos < store.order.size(); ++pos) {
+    const auto& [level, index] = store.order[pos];
+    ASSERT_EQ(NodePosition(level, index), pos) << "node (" << level << ", " << index << ")";
+  }
+  // The worked values of merkle.h.
+  EXPECT_EQ(NodePosition(1, 0), 2u);
+  EXPECT_EQ(NodePosition(1, 1), 5u);
+  EXPECT_EQ(NodePosition(2, 0), 6u);
+  // Far out, where a table of ten million entries ends.
+  const uint64_t n = 10'000'000;
+  EXPECT_EQ(NodePosition(0, n - 1), NodeCountForLeaves(n) - 1 - std::countr_zero(n));
+  EXPECT_EQ(LeavesForNodeCount(NodeCountForLeaves(n)), n);
+}
+
+TEST(MerklePositions, ANodeCountNoTreeSizeEndsAtIsRecognised) {
+  EXPECT_EQ(LeavesForNodeCount(0), 0u);
+  EXPECT_EQ(LeavesForNodeCount(1), 1u);
+  EXPECT_EQ(LeavesForNodeCount(2), std::nullopt) << "leaf 1 written, node (1, 0) not";
+  EXPECT_EQ(LeavesForNodeCount(3), 2u);
+  EXPECT_EQ(LeavesForNodeCount(6), std::nullopt);
+  EXPECT_EQ(LeavesForNodeCount(7), 4u);
+}
+
 }  // namespace
 }  // namespace safegate::audit

@@ -3,7 +3,11 @@
 #include <algorithm>
 #include <bit>
 #include <map>
+#include <memory>
 #include <optional>
+#include <queue>
+#include <set>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -211,7 +215,7 @@ Status AuditLog::Load() {
                             ")" + damaged);
   }
   auto leaves = StoredLeafCount(*db_);
-  if (!leaves.ok()) return leaves.status();
+  if (!leaves.ok()) return Status::Internal(leaves.status().detail() + damaged);
   if (*leaves > static_cast<uint64_t>(head.seq)) {
     return Status::Internal("audit log: the Merkle tree holds leaves for " +
                             std::to_string(*leaves) + " entries, but the log ends at entry " +
@@ -353,6 +357,64 @@ struct Fault {
   VerifyReport::HeadFault head;
 };
 
+// The rows of audit_agencies in (seq, agency) order. The table is keyed (agency, seq), which
+// is what the audit query's agency filter reads and what an append extends at one place per
+// agency; so this reads each agency's rows in seq order and merges them (a few dozen
+// agencies: one statement each).
+class AgencyRowsBySeq {
+ public:
+  static Result<AgencyRowsBySeq> Open(Db& db) {
+    AgencyRowsBySeq out;
+    // The distinct agencies, each found by one index seek rather than a scan of every row.
+    auto names = db.PrepareOnce(
+        "WITH RECURSIVE a(agency) AS ("
+        "  SELECT min(agency) FROM audit_agencies"
+        "  UNION ALL"
+        "  SELECT (SELECT min(agency) FROM audit_agencies WHERE agency > a.agency) FROM a"
+        "  WHERE a.agency IS NOT NULL) "
+        "SELECT agency FROM a WHERE agency IS NOT NULL");
+    if (!names.ok()) return names.status();
+    for (;;) {
+      auto row = (*names)->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      auto rows = db.PrepareOnce("SELECT seq FROM audit_agencies WHERE agency = ?1 ORDER BY seq");
+      if (!rows.ok()) return rows.status();
+      out.cursors_.push_back({(*names)->Text(0), std::move(*rows)});
+      out.cursors_.back().rows->Bind(1, out.cursors_.back().agency);
+      if (Status s = out.Advance(out.cursors_.size() - 1); !s.ok()) return s;
+    }
+    return out;
+  }
+
+  bool has() const { return !heap_.empty(); }
+  // REQUIRES: has(). The smallest seq not yet read, and (for equal seqs) its smallest agency.
+  int64_t seq() const { return heap_.top().first; }
+  const std::string& agency() const { return cursors_[heap_.top().second].agency; }
+  Status Next() {
+    const size_t i = heap_.top().second;
+    heap_.pop();
+    return Advance(i);
+  }
+
+ private:
+  struct Cursor {
+    std::string agency;
+    std::unique_ptr<Stmt> rows;
+  };
+  Status Advance(size_t i) {
+    auto row = cursors_[i].rows->Step();
+    if (!row.ok()) return row.status();
+    if (*row) heap_.push({cursors_[i].rows->Int(0), i});
+    return Status::Ok();
+  }
+
+  std::vector<Cursor> cursors_;  // in agency order, so equal seqs come out in agency order
+  std::priority_queue<std::pair<int64_t, size_t>, std::vector<std::pair<int64_t, size_t>>,
+                      std::greater<>>
+      heap_;
+};
+
 }  // namespace
 
 Result<VerifyReport> VerifyLog(Db& db, const VerifyOptions& options) {
@@ -360,10 +422,10 @@ Result<VerifyReport> VerifyLog(Db& db, const VerifyOptions& options) {
       "SELECT seq, at_ms, actor, action, key_id, record_id, message_id, purpose, decision, "
       "entry, hash, details FROM audit ORDER BY seq");
   if (!rows.ok()) return rows.status();
-  auto agencies = db.PrepareOnce("SELECT seq, agency FROM audit_agencies ORDER BY seq, agency");
-  if (!agencies.ok()) return agencies.status();
   Stmt& r = **rows;
-  Stmt& a = **agencies;
+  auto agencies = AgencyRowsBySeq::Open(db);
+  if (!agencies.ok()) return agencies.status();
+  AgencyRowsBySeq& a = *agencies;
 
   // The signed heads first: the walk records the recomputed root at each size they sign.
   auto heads = ReadTreeHeads(db);
@@ -380,16 +442,7 @@ Result<VerifyReport> VerifyLog(Db& db, const VerifyOptions& options) {
     report.problem = std::move(problem);
   };
 
-  // audit_agencies is read in step with audit (both ordered by seq): a merge join.
-  auto a_row = a.Step();
-  if (!a_row.ok()) return a_row.status();
-  bool a_has = *a_row;
-  auto advance_agencies = [&]() -> Status {
-    auto next = a.Step();
-    if (!next.ok()) return next.status();
-    a_has = *next;
-    return Status::Ok();
-  };
+  // audit_agencies is read in step with audit (both in seq order): a merge join.
 
   CheckingNodeStore checking(&db);
   auto tree = audit::MerkleTree::Open(&checking, 0);
@@ -411,14 +464,14 @@ Result<VerifyReport> VerifyLog(Db& db, const VerifyOptions& options) {
 
     // Index rows for seqs before this one belong to no entry (a deleted one, normally).
     std::optional<int64_t> orphan;
-    while (a_has && a.Int(0) < seq) {
-      if (!orphan) orphan = a.Int(0);
-      if (Status s = advance_agencies(); !s.ok()) return s;
+    while (a.has() && a.seq() < seq) {
+      if (!orphan) orphan = a.seq();
+      if (Status s = a.Next(); !s.ok()) return s;
     }
     std::set<std::string> indexed;
-    while (a_has && a.Int(0) == seq) {
-      indexed.insert(a.Text(1));
-      if (Status s = advance_agencies(); !s.ok()) return s;
+    while (a.has() && a.seq() == seq) {
+      indexed.insert(a.agency());
+      if (Status s = a.Next(); !s.ok()) return s;
     }
     if (!report.ok) continue;  // only count the rest
 
@@ -494,9 +547,9 @@ Result<VerifyReport> VerifyLog(Db& db, const VerifyOptions& options) {
     prev = h;
     ++expected;
   }
-  if (report.ok && a_has) {
-    fail(a.Int(0), "column mismatch: audit_agencies has rows for seq " + std::to_string(a.Int(0)) +
-                       ", which has no entry");
+  if (report.ok && a.has()) {
+    fail(a.seq(), "column mismatch: audit_agencies has rows for seq " + std::to_string(a.seq()) +
+                      ", which has no entry");
   }
   report.head = Hex(last_hash);
   report.tree_size = static_cast<int64_t>(tree->size());
@@ -505,11 +558,13 @@ Result<VerifyReport> VerifyLog(Db& db, const VerifyOptions& options) {
   // Nothing in the node table that the entries did not make.
   const uint64_t n = tree->size();
   if (report.ok) {
-    auto leaves = StoredLeafCount(db);
-    if (!leaves.ok()) return leaves.status();
     auto nodes = db.QueryInt("SELECT count(*) FROM merkle_nodes");
     if (!nodes.ok()) return nodes.status();
-    const int64_t made = static_cast<int64_t>(2 * n - static_cast<uint64_t>(std::popcount(n)));
+    const int64_t made = static_cast<int64_t>(audit::NodeCountForLeaves(n));
+    // The leaves whose nodes end where the table ends; 0 when it ends part-way through one
+    // leaf's nodes (then the count below differs).
+    auto leaves = StoredLeafCount(db);
+    if (!leaves.ok()) leaves = uint64_t{0};
     if (*leaves > n) {
       fail(static_cast<int64_t>(n) + 1,
            "truncated: the Merkle tree holds the leaves of " + std::to_string(*leaves) +

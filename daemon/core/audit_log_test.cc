@@ -308,7 +308,7 @@ TEST_F(LogFixture, ChainTreeDetailsAndHeadsOnDisk) {
   // The program itself cannot rewrite the log, its tree or its heads.
   EXPECT_FALSE(db_->Exec("UPDATE audit SET actor = 'x' WHERE seq = 1").ok());
   EXPECT_FALSE(db_->Exec("DELETE FROM audit WHERE seq = 3").ok());
-  EXPECT_FALSE(db_->Exec("DELETE FROM merkle_nodes WHERE level = 0 AND idx = 2").ok());
+  EXPECT_FALSE(db_->Exec("DELETE FROM merkle_nodes WHERE pos = 3").ok());  // leaf 2
   EXPECT_FALSE(db_->Exec("UPDATE tree_heads SET tree_size = 2").ok());
 }
 

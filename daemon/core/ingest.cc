@@ -166,9 +166,19 @@ class PushPipeline {
     return p;
   }
 
+  // A push the writer has stored: freed on the preparing thread (a prepared push holds JSON
+  // trees of many small allocations), not on the writer, which every store operation waits for.
+  void GiveBack(Prepared p) {
+    std::lock_guard<std::mutex> lock(mu_);
+    spent_.push_back(std::move(p));
+    if (preparer_waiting_ && spent_.size() >= kAhead / 8) cv_.notify_all();
+  }
+
  private:
   void Run() {
+    std::vector<Prepared> spent;
     for (size_t i = 0; i < requests_.size(); ++i) {
+      spent.clear();  // outside the lock
       {
         std::unique_lock<std::mutex> lock(mu_);
         if (i >= taken_ + kAhead) {
@@ -177,6 +187,7 @@ class PushPipeline {
           preparer_waiting_ = false;
         }
         if (stop_) return;
+        spent.swap(spent_);
       }
       Prepared p = store_.StorePreparePush(caller_, requests_[i]);
       bool wake = false;
@@ -188,12 +199,23 @@ class PushPipeline {
       }
       if (wake) cv_.notify_all();
     }
+    // Every push prepared: free what the writer gives back until it has taken them all.
+    for (;;) {
+      spent.clear();
+      std::unique_lock<std::mutex> lock(mu_);
+      preparer_waiting_ = true;
+      cv_.wait(lock, [&] { return stop_ || spent_.size() >= kAhead / 8; });
+      preparer_waiting_ = false;
+      if (stop_) return;
+      spent.swap(spent_);
+    }
   }
 
   StoreContext& store_;
   const Caller& caller_;
   const std::vector<PushRequest>& requests_;  // not changed while the thread runs
   std::vector<Prepared> prepared_;            // slot i: guarded by mu_ until taken
+  std::vector<Prepared> spent_;               // guarded by mu_: given back, to free
   std::mutex mu_;
   std::condition_variable cv_;
   size_t ready_ = 0;  // guarded by mu_: pushes 0..ready_-1 are prepared
@@ -255,10 +277,11 @@ Status RunIngest(StoreContext& store, const Caller& caller, ParsedIngest& in,
   };
   PushPipeline pipeline(store, caller, requests);
   for (size_t i = 0; i < requests.size(); ++i) {
-    const auto prepared = pipeline.Take(i);
+    auto prepared = pipeline.Take(i);
     PushOutcome pushed;
     Status s = stored(i, store.StorePush(caller, requests[i], pushed, prepared.get()), pushed);
     if (!s.ok()) return s;
+    pipeline.GiveBack(std::move(prepared));
   }
 
   AuditEntry e;

@@ -35,10 +35,10 @@ Result<StoredTreeHead> HeadFromRow(Stmt& s) {
 }  // namespace
 
 Result<audit::Hash> SqliteNodeStore::Get(int level, uint64_t index) const {
-  auto q = db_->Prepare("SELECT hash FROM merkle_nodes WHERE level = ?1 AND idx = ?2");
+  auto q = db_->Prepare("SELECT hash FROM merkle_nodes WHERE pos = ?1");
   if (!q.ok()) return q.status();
   Stmt& s = **q;
-  s.Bind(1, static_cast<int64_t>(level)).Bind(2, static_cast<int64_t>(index));
+  s.Bind(1, static_cast<int64_t>(audit::NodePosition(level, index)));
   auto row = s.Step();
   if (!row.ok()) return row.status();
   audit::Hash h{};
@@ -52,17 +52,25 @@ Result<audit::Hash> SqliteNodeStore::Get(int level, uint64_t index) const {
 }
 
 Status SqliteNodeStore::Put(int level, uint64_t index, const audit::Hash& hash) {
-  auto ins = db_->Prepare("INSERT INTO merkle_nodes(level, idx, hash) VALUES (?1, ?2, ?3)");
+  auto ins = db_->Prepare("INSERT INTO merkle_nodes(pos, hash) VALUES (?1, ?2)");
   if (!ins.ok()) return ins.status();
-  (*ins)->Bind(1, static_cast<int64_t>(level)).Bind(2, static_cast<int64_t>(index));
-  (*ins)->BindBlob(3, AsBytes(hash));
+  (*ins)->Bind(1, static_cast<int64_t>(audit::NodePosition(level, index)));
+  (*ins)->BindBlob(2, AsBytes(hash));
   return (*ins)->Run();
 }
 
 Result<uint64_t> StoredLeafCount(Db& db) {
-  auto n = db.QueryInt("SELECT coalesce(max(idx) + 1, 0) FROM merkle_nodes WHERE level = 0");
-  if (!n.ok()) return n.status();
-  return static_cast<uint64_t>(*n);
+  auto end = db.QueryInt("SELECT coalesce(max(pos) + 1, 0) FROM merkle_nodes");
+  if (!end.ok()) return end.status();
+  // The tree writes a leaf and the subtrees it closes in one transaction, so the table ends
+  // where some tree size's nodes end; anything else is a table cut off by hand.
+  auto leaves = audit::LeavesForNodeCount(static_cast<uint64_t>(*end));
+  if (!leaves) {
+    return Status::Internal("audit: the Merkle node table ends at position " +
+                            std::to_string(*end - 1) +
+                            ", part-way through the nodes of one entry");
+  }
+  return *leaves;
 }
 
 Result<std::vector<StoredTreeHead>> ReadTreeHeads(Db& db) {

@@ -34,7 +34,8 @@ class SqliteNodeStore final : public audit::NodeStore {
   Db* db_;
 };
 
-// The number of leaves `merkle_nodes` holds (max level-0 index + 1; 0 for none).
+// The number of leaves `merkle_nodes` holds: the tree size whose nodes end at its last
+// position (0 for none). kInternal when the table ends part-way through one leaf's nodes.
 Result<uint64_t> StoredLeafCount(Db& db);
 
 // A signed tree head as stored, with its position (1, 2, ...: the order of signing).

@@ -1,6 +1,11 @@
 #include "daemon/core/schema.h"
 
+#include <sqlite3.h>
+
+#include <cstdint>
 #include <string>
+
+#include "daemon/audit/merkle.h"
 
 namespace safegate::core {
 namespace {
@@ -345,6 +350,46 @@ CREATE TABLE policy_texts(
 ) WITHOUT ROWID;
 )sql";
 
+// Version 7: a push's audit entries cost fewer index writes (docs/performance.md).
+// - audit_actor: no query reads entries by actor (the agency filter reads audit_agencies,
+//   whose rows name the actor too).
+// - audit_agencies_seq: verification reads audit_agencies in seq order by merging each
+//   agency's rows (AuditLog's VerifyLog), so the table's own key (agency, seq) is its one index.
+// - merkle_nodes keyed by the position in which the tree writes its nodes
+//   (audit::NodePosition): every append goes to the end of one table instead of to the end of
+//   one range per level. merkle_node_position() is the same function, registered for the
+//   migration (Migrate).
+constexpr std::string_view kV7AuditIndexes = R"sql(
+DROP INDEX audit_actor;
+DROP INDEX audit_agencies_seq;
+
+CREATE TABLE merkle_nodes_by_position(
+  pos  INTEGER PRIMARY KEY,
+  hash BLOB NOT NULL
+);
+INSERT INTO merkle_nodes_by_position(pos, hash)
+  SELECT merkle_node_position(level, idx), hash FROM merkle_nodes ORDER BY 1;
+DROP TABLE merkle_nodes;
+ALTER TABLE merkle_nodes_by_position RENAME TO merkle_nodes;
+CREATE TRIGGER merkle_nodes_no_update BEFORE UPDATE ON merkle_nodes
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER merkle_nodes_no_delete BEFORE DELETE ON merkle_nodes
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+)sql";
+
+// merkle_node_position(level, idx): audit::NodePosition, for kV7AuditIndexes.
+void MerkleNodePosition(sqlite3_context* ctx, int, sqlite3_value** argv) {
+  const int64_t level = sqlite3_value_int64(argv[0]);
+  const int64_t idx = sqlite3_value_int64(argv[1]);
+  if (level < 0 || level > 62 || idx < 0 || (static_cast<uint64_t>(idx) + 1) >> (62 - level) != 0) {
+    sqlite3_result_error(ctx, "merkle_nodes holds a node (level, idx) out of range", -1);
+    return;
+  }
+  sqlite3_result_int64(
+      ctx, static_cast<int64_t>(audit::NodePosition(static_cast<int>(level),
+                                                    static_cast<uint64_t>(idx))));
+}
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
@@ -355,6 +400,7 @@ const std::vector<Migration>& Migrations() {
       {4, kV4Audit, kV4Precondition, kV4Refusal},
       {5, kV5Transfers},
       {6, kV6PolicyTexts},
+      {7, kV7AuditIndexes},
   };
   return kAll;
 }
@@ -395,6 +441,11 @@ Status Migrate(Db& db) {
   auto version = db.QueryInt("PRAGMA user_version");
   if (!version.ok()) return version.status();
   if (*version > CurrentSchemaVersion()) return CheckSchemaVersion(db);
+  if (sqlite3_create_function_v2(db.raw(), "merkle_node_position", 2,
+                                 SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, nullptr,
+                                 MerkleNodePosition, nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return Status::Internal("store: cannot register merkle_node_position for the migrations");
+  }
   for (const Migration& m : Migrations()) {
     if (m.version <= *version) continue;
     if (Status s = db.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;

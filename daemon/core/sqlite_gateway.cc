@@ -144,6 +144,9 @@ struct PushPrepared final : core::StoreContext::PreparedPush {
     Ahead ahead;
   };
   mutable std::vector<Predecided> predecided;
+  // The stored answer (records.response_json) made from the predecided deliveries, for when
+  // the writer takes every one of them (DoPush); empty when nothing was predecided.
+  std::string predecided_answer;
   std::shared_ptr<const policy::Policy> predecided_policy;  // null: nothing predecided
   int64_t predecided_day = 0;                               // UTC day of the decisions' clock
 };
@@ -169,6 +172,21 @@ PushPrepared PreparePush(const PushRequest& req, const AtRestKey& key, int64_t n
   p.sealed_record = key.Seal(record::CanonicalJson(*record_json), p.record_id);
   p.record_json = std::move(record_json);
   return p;
+}
+
+// One delivery as the stored push answer holds it: by citation when the policy cites it
+// (`cited`, from CiteDelivery), as answered otherwise.
+json StoredDelivery(const Delivery& del, const std::optional<json>& cited) {
+  if (cited) return *cited;
+  return {{"recipient", del.recipient},
+          {"decision", del.decision},
+          {"reasons", del.reasons},
+          {"message_id", del.message_id.empty() ? json(nullptr) : json(del.message_id)}};
+}
+
+std::string StoredAnswer(const std::string& record_id, json deliveries) {
+  return record::CanonicalJson(
+      json{{"record_id", record_id}, {"deliveries", std::move(deliveries)}});
 }
 
 // A stored push answer (records.response_json; policy_texts.h, "The stored push answer").
@@ -358,6 +376,13 @@ class SqliteGateway final : public Gateway, private core::StoreContext {
       ahead.made = true;
       p.predecided.push_back(std::move(pre));
     }
+    json deliveries = json::array();
+    for (const PushPrepared::Predecided& pre : p.predecided) {
+      const Delivery del{pre.recipient_id, pre.decision.decision, pre.decision.reasons,
+                         pre.ahead.message_id};
+      deliveries.push_back(StoredDelivery(del, pre.ahead.cited));
+    }
+    p.predecided_answer = StoredAnswer(p.record_id, std::move(deliveries));
     p.predecided_policy = std::move(snapshot);
     p.predecided_day = UtcDay(context.now_ms);
   }
@@ -858,6 +883,7 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
     PushPrepared::Ahead ahead;  // made before the push was queued, if the decision was
   };
   std::vector<Planned> planned;
+  bool every_decision_ahead = true;  // then the answer made with them is the one to store
   // The decisions made before the push was queued hold if nothing they depend on changed.
   const bool predecided = prepared->predecided_policy &&
                           prepared->predecided_policy == context.policy &&
@@ -877,6 +903,7 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
       ahead[r].ahead = PushPrepared::Ahead{};
     } else {
       d = policy_->DecideInContext(caller, req, *agency, context);
+      every_decision_ahead = false;
     }
     if (!d.override_refused.empty()) {  // R2: an override the rule does not allow: 403
       return Status(ErrorCode::kForbidden, d.override_refused,
@@ -923,26 +950,21 @@ Status SqliteGateway::DoPush(const Caller& caller, const PushRequest& req, PushO
     s.Bind(4, req.record.source.version).BindBlob(5, content_hash);
     s.Bind(6, record::KindName(req.record.kind)).Bind(7, subject).Bind(8, req.purpose);
     s.Bind(9, now).BindBlob(10, nonce).BindBlob(11, ciphertext);
-    // The answer for replays, the policy's deliveries by citation (policy_texts.h).
-    json deliveries = json::array();
-    for (size_t i = 0; i < planned.size(); ++i) {
-      const Delivery& del = out.deliveries[i];
-      Planned& pl = planned[i];
-      std::optional<json> cited = pl.ahead.made ? std::move(pl.ahead.cited)
-                                                : core::CiteDelivery(del, pl.decision,
-                                                                     context.policy.get());
-      if (cited) {
-        deliveries.push_back(std::move(*cited));
-      } else {
-        deliveries.push_back({{"recipient", del.recipient},
-                              {"decision", del.decision},
-                              {"reasons", del.reasons},
-                              {"message_id", del.message_id.empty() ? json(nullptr)
-                                                                    : json(del.message_id)}});
+    // The answer for replays, the policy's deliveries by citation (policy_texts.h): made
+    // before the push was queued when every decision was.
+    if (every_decision_ahead && !prepared->predecided_answer.empty()) {
+      s.Bind(12, prepared->predecided_answer);
+    } else {
+      json deliveries = json::array();
+      for (size_t i = 0; i < planned.size(); ++i) {
+        const Delivery& del = out.deliveries[i];
+        const Planned& pl = planned[i];
+        deliveries.push_back(StoredDelivery(
+            del, pl.ahead.made ? pl.ahead.cited
+                               : core::CiteDelivery(del, pl.decision, context.policy.get())));
       }
+      s.Bind(12, StoredAnswer(out.record_id, std::move(deliveries)));
     }
-    s.Bind(12, record::CanonicalJson(
-                   json{{"record_id", out.record_id}, {"deliveries", std::move(deliveries)}}));
     s.Bind(13, until_or_null(retention.record_until_ms));
     if (Status st = s.Run(); !st.ok()) return st;
   }

@@ -11,6 +11,7 @@
 #include "daemon/audit/merkle.h"
 #include "daemon/audit/tree_head.h"
 #include "daemon/core/crypto.h"
+#include "daemon/core/schema.h"
 #include "daemon/core/test_support.h"
 
 namespace safegate {
@@ -54,6 +55,10 @@ class Tamper {
     EXPECT_EQ(sqlite3_step(st), SQLITE_DONE) << sql;
     sqlite3_finalize(st);
   }
+  // The merkle_nodes key of node (level, idx), as SQL text.
+  static std::string Pos(int level, uint64_t idx) {
+    return std::to_string(audit::NodePosition(level, idx));
+  }
   // Rebuilds merkle_nodes from the stored entry bytes, as someone rewriting the log would.
   void RebuildTree() {
     Exec("DELETE FROM merkle_nodes");
@@ -65,8 +70,8 @@ class Tamper {
       for (int64_t idx = 0; idx < (n >> level); ++idx) {
         auto h = nodes.Get(level, static_cast<uint64_t>(idx));
         ASSERT_TRUE(h.ok());
-        ExecBlob("INSERT INTO merkle_nodes(level, idx, hash) VALUES (" + std::to_string(level) +
-                     ", " + std::to_string(idx) + ", ?)",
+        ExecBlob("INSERT INTO merkle_nodes(pos, hash) VALUES (" +
+                     Pos(level, static_cast<uint64_t>(idx)) + ", ?)",
                  std::string(reinterpret_cast<const char*>(h->data()), h->size()));
       }
     }
@@ -135,6 +140,7 @@ class TamperTest : public ::testing::Test {
     ASSERT_TRUE(clean->ok) << clean->problem;
     ASSERT_EQ(clean->entries, kEntries);
     clean_head_ = clean->head;
+    clean_root_ = clean->root_hash;
   }
 
   // A copy of the clean store to tamper with.
@@ -169,6 +175,7 @@ class TamperTest : public ::testing::Test {
   static constexpr int64_t kEntries = 10;
   GatewayHarness src_;
   std::string clean_head_;
+  std::string clean_root_;
 };
 
 TEST_F(TamperTest, CleanLogVerifies) {
@@ -179,6 +186,63 @@ TEST_F(TamperTest, CleanLogVerifies) {
   EXPECT_EQ(r.first_bad_seq, 0);
   EXPECT_EQ(r.head.size(), 64u);
   EXPECT_EQ(r.head, clean_head_);
+}
+
+// A store of schema version 6 (Merkle nodes keyed (level, idx), and the audit_actor and
+// audit_agencies_seq indexes) is migrated: the same tree, keyed by position, and a log that
+// verifies with the same head and root.
+TEST_F(TamperTest, AVersionSixStoreMigratesItsMerkleNodesToPositions) {
+  auto copy = Copy();
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(copy->db_path().c_str(), &db), SQLITE_OK);
+    auto exec = [db](const std::string& sql) {
+      char* err = nullptr;
+      EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK)
+          << sql << ": " << (err ? err : "");
+      sqlite3_free(err);
+    };
+    exec("CREATE TABLE v6_nodes(level INTEGER NOT NULL, idx INTEGER NOT NULL, "
+         "hash BLOB NOT NULL, PRIMARY KEY(level, idx)) WITHOUT ROWID");
+    int64_t copied = 0;
+    for (int level = 0; (kEntries >> level) != 0; ++level) {
+      for (int64_t idx = 0; idx < (kEntries >> level); ++idx, ++copied) {
+        exec("INSERT INTO v6_nodes SELECT " + std::to_string(level) + ", " + std::to_string(idx) +
+             ", hash FROM merkle_nodes WHERE pos = " + Tamper::Pos(level, idx));
+      }
+    }
+    ASSERT_EQ(copied, static_cast<int64_t>(audit::NodeCountForLeaves(kEntries)));
+    exec("DROP TRIGGER merkle_nodes_no_update; DROP TRIGGER merkle_nodes_no_delete;"
+         "DROP TABLE merkle_nodes; ALTER TABLE v6_nodes RENAME TO merkle_nodes;"
+         "CREATE TRIGGER merkle_nodes_no_update BEFORE UPDATE ON merkle_nodes"
+         "  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"
+         "CREATE TRIGGER merkle_nodes_no_delete BEFORE DELETE ON merkle_nodes"
+         "  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"
+         "CREATE INDEX audit_actor ON audit(actor, seq);"
+         "CREATE INDEX audit_agencies_seq ON audit_agencies(seq);"
+         "PRAGMA user_version=6;");
+    sqlite3_close(db);
+  }
+  ASSERT_TRUE(copy->Open().ok());  // migrates
+  auto migrated = copy->Verify();
+  ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
+  EXPECT_TRUE(migrated->ok) << migrated->problem;
+  EXPECT_EQ(migrated->head, clean_head_);
+  EXPECT_EQ(migrated->root_hash, clean_root_) << "the same tree";
+  // The migrated store takes new entries as usual.
+  ASSERT_TRUE(copy->Mailbox("bradford-csc").ok());
+  copy->Close();
+  auto r = VerifyAuditChain(copy->data_dir());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->ok) << r->problem;
+  EXPECT_GT(r->entries, kEntries);
+  Tamper t(copy->db_path());
+  EXPECT_EQ(t.Int("PRAGMA user_version"), core::CurrentSchemaVersion());
+  EXPECT_EQ(t.Int("SELECT count(*) FROM sqlite_master WHERE name IN ('audit_actor', "
+                  "'audit_agencies_seq')"),
+            0);
+  EXPECT_EQ(t.Int("SELECT count(*) FROM merkle_nodes"),
+            static_cast<int64_t>(audit::NodeCountForLeaves(static_cast<uint64_t>(r->entries))));
 }
 
 TEST_F(TamperTest, AlteredEntryBytes) {
@@ -252,7 +316,8 @@ TEST_F(TamperTest, AlteredMerkleNode) {
   auto copy = Copy();
   {
     Tamper t(copy->db_path());
-    t.Exec("UPDATE merkle_nodes SET hash = zeroblob(32) WHERE level = 1 AND idx = 2");  // 5..6
+    t.Exec("UPDATE merkle_nodes SET hash = zeroblob(32) WHERE pos = " +
+           Tamper::Pos(1, 2));  // entries 5..6
   }
   auto r = VerifyAuditChain(copy->data_dir());
   ASSERT_TRUE(r.ok());
@@ -415,8 +480,8 @@ TEST_F(TamperTest, TruncationIsDetected) {
       Tamper t(copy->db_path());
       t.Exec(
           "DELETE FROM audit WHERE seq >= 9; DELETE FROM audit_agencies WHERE seq >= 9;"
-          "DELETE FROM merkle_nodes WHERE (level = 0 AND idx >= 8) OR (level = 1 AND idx >= 4)"
-          " OR (level = 2 AND idx >= 2) OR (level = 3 AND idx >= 1);");
+          "DELETE FROM merkle_nodes WHERE pos >= " +
+          std::to_string(audit::NodeCountForLeaves(8)) + ";");
     }
     auto r = VerifyAuditChain(copy->data_dir());
     ASSERT_TRUE(r.ok());
